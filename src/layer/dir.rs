@@ -1,0 +1,1 @@
+//! Directory layers (under construction).

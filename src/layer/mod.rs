@@ -1,0 +1,133 @@
+//! Read-only layer sources behind one trait.
+//!
+//! A layer presents a read-only tree addressed by layer-local [`NodeId`]s. Every layer kind
+//! normalises its own whiteout encoding into one model: a child of kind [`Kind::Whiteout`]
+//! hides the same name in lower layers, and a directory whose [`Entry::opaque`] is set hides
+//! everything below it. Whiteout *markers* (`.wh.NAME`, `.wh..wh..opq`) are never returned as
+//! names of their own.
+
+pub mod dir;
+pub mod tar;
+pub mod whiteout;
+
+use std::ffi::{OsStr, OsString};
+use std::io;
+
+/// A layer-local handle of one object. Meaningful only to the layer that returned it.
+pub type NodeId = u64;
+
+/// What an object in a layer is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Kind {
+    File,
+    Dir,
+    Symlink,
+    CharDev,
+    BlockDev,
+    Fifo,
+    Socket,
+    /// Hides the same name in every lower layer; never shown itself.
+    Whiteout,
+}
+
+/// A point in time as stored by filesystems and tar (seconds since the epoch + nanoseconds).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Timespec {
+    pub sec: i64,
+    pub nsec: u32,
+}
+
+/// The attributes of one object, as `stat` would report them inside its own layer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Attr {
+    pub kind: Kind,
+    /// Permission bits including set-uid, set-gid and sticky (`mode & 0o7777`).
+    pub perm: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub size: u64,
+    /// Allocated 512-byte blocks.
+    pub blocks: u64,
+    pub nlink: u32,
+    /// Device number for character and block devices (`makedev(major, minor)`).
+    pub rdev: u64,
+    pub atime: Timespec,
+    pub mtime: Timespec,
+    pub ctime: Timespec,
+    /// Identity of the object inside its layer: equal for hard links of one file, distinct
+    /// otherwise. The union derives stable `st_ino` values from it.
+    pub ino: u64,
+}
+
+/// The result of a successful lookup.
+#[derive(Clone, Debug)]
+pub struct Entry {
+    pub node: NodeId,
+    pub attr: Attr,
+    /// For directories: an opaque directory hides everything below it in lower layers.
+    pub opaque: bool,
+}
+
+/// One name in a directory listing. Whiteouts are listed (as [`Kind::Whiteout`] under the name
+/// they hide) so that the union can hide lower names; markers and `.`/`..` are not.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DirEntry {
+    pub name: OsString,
+    pub kind: Kind,
+    /// Same identity as [`Attr::ino`] of the named object.
+    pub ino: u64,
+}
+
+/// The data of one opened regular file.
+pub trait FileData: Send + Sync {
+    /// Reads up to `buf.len()` bytes at `offset`; returns 0 at or past the end of the file.
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize>;
+}
+
+/// Filesystem-wide numbers for `statfs`.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct FsStats {
+    pub blocks: u64,
+    pub bfree: u64,
+    pub bavail: u64,
+    pub files: u64,
+    pub ffree: u64,
+    pub bsize: u32,
+    pub namelen: u32,
+    pub frsize: u32,
+}
+
+/// A read-only tree. Implementations are shared by all FUSE worker threads.
+pub trait Layer: Send + Sync {
+    /// A short human name for messages (the path of the directory or tar file).
+    fn name(&self) -> &str;
+
+    /// The root directory.
+    fn root(&self) -> io::Result<Entry>;
+
+    /// Looks `name` up in directory `dir`. A whiteout for `name` is returned as an entry of
+    /// kind [`Kind::Whiteout`]; `Ok(None)` means the layer says nothing about `name`.
+    fn lookup(&self, dir: NodeId, name: &OsStr) -> io::Result<Option<Entry>>;
+
+    /// Current attributes of a node returned by `root` or `lookup`.
+    fn attr(&self, node: NodeId) -> io::Result<Attr>;
+
+    /// All names in directory `dir` (whiteouts included, markers excluded), in any order.
+    fn read_dir(&self, dir: NodeId) -> io::Result<Vec<DirEntry>>;
+
+    /// Opens a regular file for reading.
+    fn open(&self, node: NodeId) -> io::Result<Box<dyn FileData>>;
+
+    /// The target of a symlink, as stored.
+    fn readlink(&self, node: NodeId) -> io::Result<Vec<u8>>;
+
+    /// Names of the extended attributes of a node (overlay-private ones included; the union
+    /// decides what to hide).
+    fn list_xattrs(&self, node: NodeId) -> io::Result<Vec<OsString>>;
+
+    /// The value of one extended attribute, `Ok(None)` if the node does not have it.
+    fn get_xattr(&self, node: NodeId, name: &OsStr) -> io::Result<Option<Vec<u8>>>;
+
+    /// Numbers of the filesystem holding the layer.
+    fn statfs(&self) -> io::Result<FsStats>;
+}

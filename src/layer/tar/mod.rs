@@ -1,0 +1,1 @@
+//! Tar layers read in place (under construction).

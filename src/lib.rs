@@ -1,0 +1,7 @@
+//! unionmount: a userspace (FUSE) union filesystem for container images.
+//!
+//! Data flows one way: [`layer`] sources (extracted directories, tar files read in place)
+//! are merged by [`union`] into one tree, which [`fuse`] serves to the kernel and [`mount`]
+//! mounts, daemonises and unmounts. [`cli`] turns command lines into mount configurations.
+
+pub mod layer;
