@@ -5,3 +5,4 @@
 //! mounts, daemonises and unmounts. [`cli`] turns command lines into mount configurations.
 
 pub mod layer;
+pub mod union;

@@ -17,7 +17,7 @@ use std::io;
 pub type NodeId = u64;
 
 /// What an object in a layer is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Kind {
     File,
     Dir,

@@ -1,0 +1,348 @@
+//! The merged view of a stack of layers, with no knowledge of FUSE.
+//!
+//! Top-most wins: a name is looked up from the top layer down; a whiteout ends the search, a
+//! non-directory hides everything below it, and directories merge until an opaque one (the
+//! rules of kernel overlayfs, Documentation/filesystems/overlayfs.rst). Errors are
+//! `io::Error`s carrying the errno the kernel should see.
+
+pub mod handles;
+pub mod node;
+
+use std::collections::HashSet;
+use std::ffi::{OsStr, OsString};
+use std::io;
+use std::os::unix::ffi::OsStrExt;
+use std::sync::Arc;
+
+use crate::layer::whiteout::is_private_xattr;
+use crate::layer::{Attr, FileData, FsStats, Kind, Layer};
+use handles::Handles;
+use node::{LayerRef, Node, NodeTable};
+pub use node::{Ino, ROOT_INO};
+
+/// What `stat` shows for a merged object.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Stat {
+    /// The stable `st_ino` (not the FUSE node id).
+    pub st_ino: u64,
+    pub attr: Attr,
+}
+
+/// One name of a directory listing.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Listed {
+    pub name: OsString,
+    pub kind: Kind,
+    pub st_ino: u64,
+}
+
+/// The merged listing of a directory, taken once when it is opened so that offsets stay
+/// stable however the listing is read (`.` and `..` first).
+pub struct Listing {
+    pub dir: Ino,
+    pub entries: Vec<Listed>,
+}
+
+/// Access modes for [`Union::access`], as in access(2).
+pub const R_OK: u32 = 4;
+pub const W_OK: u32 = 2;
+pub const X_OK: u32 = 1;
+
+pub fn errno(code: i32) -> io::Error {
+    io::Error::from_raw_os_error(code)
+}
+
+/// A read-only union of layers.
+pub struct Union {
+    /// Topmost first.
+    layers: Vec<Arc<dyn Layer>>,
+    nodes: NodeTable,
+    files: Handles<Arc<dyn FileData>>,
+    dirs: Handles<Arc<Listing>>,
+}
+
+impl Union {
+    /// Merges `layers`, given topmost first. At least one layer is needed.
+    pub fn new(layers: Vec<Arc<dyn Layer>>) -> io::Result<Union> {
+        if layers.is_empty() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "a union needs at least one layer",
+            ));
+        }
+        let mut roots = Vec::new();
+        let mut st_ino = 0;
+        for (i, layer) in layers.iter().enumerate() {
+            let root = layer.root()?;
+            if i == 0 {
+                st_ino = node::st_ino(0, root.attr.ino);
+            }
+            roots.push(LayerRef {
+                layer: i,
+                node: root.node,
+            });
+            if root.opaque {
+                break;
+            }
+        }
+        Ok(Union {
+            nodes: NodeTable::new(Kind::Dir, st_ino, roots),
+            layers,
+            files: Handles::new(),
+            dirs: Handles::new(),
+        })
+    }
+
+    pub fn layers(&self) -> &[Arc<dyn Layer>] {
+        &self.layers
+    }
+
+    fn node(&self, ino: Ino) -> io::Result<Arc<Node>> {
+        self.nodes.get(ino).ok_or_else(|| errno(libc::ESTALE))
+    }
+
+    fn layer(&self, r: LayerRef) -> &dyn Layer {
+        &*self.layers[r.layer]
+    }
+
+    /// Resolves `name` in a merged directory from the top layer down.
+    fn resolve(&self, dir: &Node, name: &OsStr) -> io::Result<(Kind, u64, Vec<LayerRef>)> {
+        let mut found: Vec<LayerRef> = Vec::new();
+        let mut top: Option<(Kind, u64)> = None;
+        for &parent in &dir.layers {
+            let Some(entry) = self.layer(parent).lookup(parent.node, name)? else {
+                continue;
+            };
+            let here = LayerRef {
+                layer: parent.layer,
+                node: entry.node,
+            };
+            match (top, entry.attr.kind) {
+                (_, Kind::Whiteout) => break,
+                (None, kind) => {
+                    top = Some((kind, node::st_ino(parent.layer, entry.attr.ino)));
+                    found.push(here);
+                    if kind != Kind::Dir || entry.opaque {
+                        break;
+                    }
+                }
+                (Some(_), Kind::Dir) => {
+                    found.push(here);
+                    if entry.opaque {
+                        break;
+                    }
+                }
+                // A non-directory below a directory ends the merge and stays hidden.
+                (Some(_), _) => break,
+            }
+        }
+        match top {
+            Some((kind, st_ino)) => Ok((kind, st_ino, found)),
+            None => Err(errno(libc::ENOENT)),
+        }
+    }
+
+    /// Looks `name` up in directory `parent`, taking a lookup reference on the result.
+    pub fn lookup(&self, parent: Ino, name: &OsStr) -> io::Result<(Ino, Stat)> {
+        let dir = self.node(parent)?;
+        if dir.kind != Kind::Dir {
+            return Err(errno(libc::ENOTDIR));
+        }
+        if name.len() > 255 {
+            return Err(errno(libc::ENAMETOOLONG));
+        }
+        if name == "." || name == ".." || name.as_bytes().contains(&b'/') {
+            return Err(errno(libc::EINVAL));
+        }
+        let node = self.nodes.child(&dir, name, || self.resolve(&dir, name))?;
+        match self.stat_node(&node) {
+            Ok(stat) => Ok((node.ino, stat)),
+            Err(e) => {
+                self.nodes.forget(node.ino, 1);
+                Err(e)
+            }
+        }
+    }
+
+    /// Drops `n` lookup references taken by [`Union::lookup`].
+    pub fn forget(&self, ino: Ino, n: u64) {
+        self.nodes.forget(ino, n);
+    }
+
+    fn stat_node(&self, node: &Node) -> io::Result<Stat> {
+        let top = node.top();
+        let mut attr = self.layer(top).attr(top.node)?;
+        if node.layers.len() > 1 {
+            // Like overlayfs: counting subdirectories of every layer is not worth it, and
+            // nlink 1 tells find(1) and friends not to rely on the count.
+            attr.nlink = 1;
+        }
+        Ok(Stat {
+            st_ino: node.st_ino,
+            attr,
+        })
+    }
+
+    pub fn getattr(&self, ino: Ino) -> io::Result<Stat> {
+        self.stat_node(&*self.node(ino)?)
+    }
+
+    pub fn readlink(&self, ino: Ino) -> io::Result<Vec<u8>> {
+        let node = self.node(ino)?;
+        if node.kind != Kind::Symlink {
+            return Err(errno(libc::EINVAL));
+        }
+        let top = node.top();
+        self.layer(top).readlink(top.node)
+    }
+
+    /// Opens a regular file for reading; returns a handle for [`Union::read`].
+    pub fn open(&self, ino: Ino, write: bool) -> io::Result<u64> {
+        let node = self.node(ino)?;
+        match node.kind {
+            Kind::Dir => return Err(errno(libc::EISDIR)),
+            Kind::File => {}
+            _ => return Err(errno(libc::EINVAL)),
+        }
+        if write {
+            return Err(errno(libc::EROFS));
+        }
+        let top = node.top();
+        let data = self.layer(top).open(top.node)?;
+        Ok(self.files.insert(Arc::from(data)))
+    }
+
+    /// Reads up to `size` bytes at `offset` of an open file.
+    pub fn read(&self, fh: u64, offset: u64, size: u32) -> io::Result<Vec<u8>> {
+        let file = self.files.get(fh).ok_or_else(|| errno(libc::EBADF))?;
+        let mut buf = vec![0u8; size as usize];
+        let mut filled = 0;
+        // A layer may return short reads (a sparse chunk boundary, a pipe-like source);
+        // FUSE takes a short reply as end of file, so keep reading until EOF or full.
+        while filled < buf.len() {
+            let n = file.read_at(&mut buf[filled..], offset + filled as u64)?;
+            if n == 0 {
+                break;
+            }
+            filled += n;
+        }
+        buf.truncate(filled);
+        Ok(buf)
+    }
+
+    pub fn release(&self, fh: u64) {
+        self.files.remove(fh);
+    }
+
+    /// Opens a directory: merges its listing once for the life of the handle.
+    pub fn opendir(&self, ino: Ino) -> io::Result<u64> {
+        let node = self.node(ino)?;
+        if node.kind != Kind::Dir {
+            return Err(errno(libc::ENOTDIR));
+        }
+        let parent_st_ino = match &node.parent {
+            Some(p) => p.st_ino,
+            None => node.st_ino,
+        };
+        let mut entries = vec![
+            Listed {
+                name: ".".into(),
+                kind: Kind::Dir,
+                st_ino: node.st_ino,
+            },
+            Listed {
+                name: "..".into(),
+                kind: Kind::Dir,
+                st_ino: parent_st_ino,
+            },
+        ];
+        let mut seen: HashSet<OsString> = HashSet::new();
+        for &r in &node.layers {
+            for e in self.layer(r).read_dir(r.node)? {
+                if seen.contains(&e.name) {
+                    continue;
+                }
+                if e.kind != Kind::Whiteout {
+                    entries.push(Listed {
+                        name: e.name.clone(),
+                        kind: e.kind,
+                        st_ino: node::st_ino(r.layer, e.ino),
+                    });
+                }
+                seen.insert(e.name);
+            }
+        }
+        Ok(self.dirs.insert(Arc::new(Listing { dir: ino, entries })))
+    }
+
+    /// The listing of an open directory handle.
+    pub fn listing(&self, fh: u64) -> io::Result<Arc<Listing>> {
+        self.dirs.get(fh).ok_or_else(|| errno(libc::EBADF))
+    }
+
+    pub fn releasedir(&self, fh: u64) {
+        self.dirs.remove(fh);
+    }
+
+    /// The value of a visible extended attribute.
+    pub fn getxattr(&self, ino: Ino, name: &OsStr) -> io::Result<Vec<u8>> {
+        if is_private_xattr(name) {
+            return Err(errno(libc::ENODATA));
+        }
+        let top = self.node(ino)?.top();
+        self.layer(top)
+            .get_xattr(top.node, name)?
+            .ok_or_else(|| errno(libc::ENODATA))
+    }
+
+    /// The visible extended attribute names, each followed by a NUL (listxattr(2) format).
+    pub fn listxattr(&self, ino: Ino) -> io::Result<Vec<u8>> {
+        let top = self.node(ino)?.top();
+        let mut out = Vec::new();
+        for name in self.layer(top).list_xattrs(top.node)? {
+            if !is_private_xattr(&name) {
+                out.extend_from_slice(name.as_bytes());
+                out.push(0);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Checks access(2) for a caller, with the classic owner/group/other rules (root may read
+    /// and search anything, and execute what has any execute bit). Writing is refused: the
+    /// union is read-only.
+    pub fn access(&self, ino: Ino, mask: u32, uid: u32, gid: u32) -> io::Result<()> {
+        let stat = self.getattr(ino)?;
+        if mask & W_OK != 0 {
+            return Err(errno(libc::EROFS));
+        }
+        let a = &stat.attr;
+        let granted = if uid == 0 {
+            let any_x = a.perm & 0o111 != 0 || a.kind == Kind::Dir;
+            R_OK | if any_x { X_OK } else { 0 }
+        } else if uid == a.uid {
+            (a.perm >> 6) & 7
+        } else if gid == a.gid {
+            (a.perm >> 3) & 7
+        } else {
+            a.perm & 7
+        };
+        if mask & (R_OK | X_OK) & !granted != 0 {
+            return Err(errno(libc::EACCES));
+        }
+        Ok(())
+    }
+
+    /// Filesystem numbers of the topmost layer, as overlayfs reports its upper's.
+    pub fn statfs(&self) -> io::Result<FsStats> {
+        self.layers[0].statfs()
+    }
+
+    /// Number of live nodes.
+    pub fn node_count(&self) -> usize {
+        self.nodes.len()
+    }
+}
+
+#[cfg(test)]
+mod tests;
