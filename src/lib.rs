@@ -4,5 +4,8 @@
 //! are merged by [`union`] into one tree, which [`fuse`] serves to the kernel and [`mount`]
 //! mounts, daemonises and unmounts. [`cli`] turns command lines into mount configurations.
 
+pub mod cli;
+pub mod fuse;
 pub mod layer;
+pub mod mount;
 pub mod union;

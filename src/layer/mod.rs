@@ -12,6 +12,8 @@ pub mod whiteout;
 
 use std::ffi::{OsStr, OsString};
 use std::io;
+use std::path::Path;
+use std::sync::Arc;
 
 /// A layer-local handle of one object. Meaningful only to the layer that returned it.
 pub type NodeId = u64;
@@ -130,4 +132,21 @@ pub trait Layer: Send + Sync {
 
     /// Numbers of the filesystem holding the layer.
     fn statfs(&self) -> io::Result<FsStats>;
+}
+
+/// Opens a layer of the kind `path` is: a directory is an extracted layer, a regular file a
+/// tar archive read in place. The error is a one-line cause (the caller names the path).
+pub fn open(path: &Path) -> Result<Arc<dyn Layer>, String> {
+    let meta = std::fs::metadata(path).map_err(|e| match e.kind() {
+        io::ErrorKind::NotFound => "does not exist".to_string(),
+        _ => e.to_string(),
+    })?;
+    if meta.is_dir() {
+        let layer = dir::DirLayer::open(path).map_err(|e| e.to_string())?;
+        Ok(Arc::new(layer))
+    } else if meta.is_file() {
+        Err("tar layers are not supported yet".to_string())
+    } else {
+        Err("neither a directory nor a tar file".to_string())
+    }
 }

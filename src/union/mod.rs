@@ -17,7 +17,7 @@ use std::sync::Arc;
 use crate::layer::whiteout::is_private_xattr;
 use crate::layer::{Attr, FileData, FsStats, Kind, Layer};
 use handles::Handles;
-use node::{LayerRef, Node, NodeTable};
+use node::{LayerRef, Node, NodeTable, Resolved};
 pub use node::{Ino, ROOT_INO};
 
 /// What `stat` shows for a merged object.
@@ -86,7 +86,7 @@ impl Union {
             }
         }
         Ok(Union {
-            nodes: NodeTable::new(Kind::Dir, st_ino, roots),
+            nodes: NodeTable::new(st_ino, roots),
             layers,
             files: Handles::new(),
             dirs: Handles::new(),
@@ -106,7 +106,7 @@ impl Union {
     }
 
     /// Resolves `name` in a merged directory from the top layer down.
-    fn resolve(&self, dir: &Node, name: &OsStr) -> io::Result<(Kind, u64, Vec<LayerRef>)> {
+    fn resolve(&self, dir: &Node, name: &OsStr) -> io::Result<Resolved> {
         let mut found: Vec<LayerRef> = Vec::new();
         let mut top: Option<(Kind, u64)> = None;
         for &parent in &dir.layers {
@@ -137,7 +137,11 @@ impl Union {
             }
         }
         match top {
-            Some((kind, st_ino)) => Ok((kind, st_ino, found)),
+            Some((kind, ino)) => Ok(Resolved {
+                ino,
+                kind,
+                layers: found,
+            }),
             None => Err(errno(libc::ENOENT)),
         }
     }
@@ -154,7 +158,7 @@ impl Union {
         if name == "." || name == ".." || name.as_bytes().contains(&b'/') {
             return Err(errno(libc::EINVAL));
         }
-        let node = self.nodes.child(&dir, name, || self.resolve(&dir, name))?;
+        let node = self.nodes.acquire(self.resolve(&dir, name)?, dir.ino);
         match self.stat_node(&node) {
             Ok(stat) => Ok((node.ino, stat)),
             Err(e) => {
@@ -240,7 +244,7 @@ impl Union {
         if node.kind != Kind::Dir {
             return Err(errno(libc::ENOTDIR));
         }
-        let parent_st_ino = match &node.parent {
+        let parent_st_ino = match self.nodes.get(node.parent) {
             Some(p) => p.st_ino,
             None => node.st_ino,
         };

@@ -1,21 +1,21 @@
-//! The inode table: FUSE node ids for merged objects, their lookup counts, and the layer
-//! objects each merged node stands for.
+//! The inode table: the merged objects the kernel holds references to, their lookup counts,
+//! and the layer objects each stands for.
 //!
-//! A node id lives from the first lookup until the kernel forgets it; the `st_ino` shown to
-//! users is derived from the topmost layer object instead (see [`st_ino`]), so it stays the
-//! same for the life of the mount however often the kernel forgets and looks up again, and
-//! hard links of one file share it.
+//! A node's FUSE node id *is* its `st_ino` (fuser sends `FileAttr::ino` as both), and it is
+//! derived from the topmost layer object (see [`st_ino`]): it stays the same for the life of
+//! the mount however often the kernel forgets and looks up again, and hard links of one file
+//! resolve to one node, so `find`, `du` and `tar` see them as links.
 
 use std::collections::HashMap;
-use std::ffi::{OsStr, OsString};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use parking_lot::{Mutex, RwLock};
+use parking_lot::RwLock;
 
 use crate::layer::{Kind, NodeId};
 
-/// A FUSE node id.
+/// A FUSE node id, equal to the `st_ino` shown to users (but for the root, which FUSE
+/// always calls 1).
 pub type Ino = u64;
 /// The node id FUSE reserves for the root directory.
 pub const ROOT_INO: Ino = 1;
@@ -25,6 +25,7 @@ pub const ROOT_INO: Ino = 1;
 const LAYER_SHIFT: u32 = 48;
 
 /// The `st_ino` of an object found in layer `layer` (0 = top) with layer-local identity `ino`.
+/// Never 0 or 1, so it cannot be confused with "no node" or the root's node id.
 pub fn st_ino(layer: usize, ino: u64) -> u64 {
     ((layer as u64 + 1) << LAYER_SHIFT) | (ino & ((1 << LAYER_SHIFT) - 1))
 }
@@ -36,21 +37,26 @@ pub struct LayerRef {
     pub node: NodeId,
 }
 
-/// A merged object.
-pub struct Node {
+/// What a lookup resolved a name to, before it becomes a node.
+pub struct Resolved {
     pub ino: Ino,
-    /// The parent keeps living while a child does, so a child can always reach its parent's
-    /// child map when it is forgotten.
-    pub parent: Option<Arc<Node>>,
-    pub name: OsString,
     pub kind: Kind,
-    pub st_ino: u64,
     /// Topmost first. A directory lists every layer directory it merges (down to and
     /// including the first opaque one); any other object has exactly one entry.
     pub layers: Vec<LayerRef>,
+}
+
+/// A merged object.
+pub struct Node {
+    pub ino: Ino,
+    /// The `st_ino` shown for it (equal to `ino` except for the root).
+    pub st_ino: u64,
+    pub kind: Kind,
+    pub layers: Vec<LayerRef>,
+    /// For directories, which have one parent: the parent's node id (the root's own for the
+    /// root), for `..` in listings.
+    pub parent: Ino,
     lookups: AtomicU64,
-    /// Names of this directory that currently have a node.
-    children: Mutex<HashMap<OsString, Ino>>,
 }
 
 impl Node {
@@ -64,26 +70,22 @@ const SHARDS: usize = 64;
 /// All live nodes, sharded by node id so that concurrent requests rarely share a lock.
 pub struct NodeTable {
     shards: Vec<RwLock<HashMap<Ino, Arc<Node>>>>,
-    next: AtomicU64,
 }
 
 impl NodeTable {
     /// A table holding just the root.
-    pub fn new(kind: Kind, st_ino: u64, layers: Vec<LayerRef>) -> NodeTable {
+    pub fn new(st_ino: u64, layers: Vec<LayerRef>) -> NodeTable {
         let table = NodeTable {
             shards: (0..SHARDS).map(|_| RwLock::new(HashMap::new())).collect(),
-            next: AtomicU64::new(ROOT_INO + 1),
         };
         let root = Arc::new(Node {
             ino: ROOT_INO,
-            parent: None,
-            name: OsString::new(),
-            kind,
             st_ino,
+            kind: Kind::Dir,
             layers,
+            parent: ROOT_INO,
             // The kernel never forgets the root.
             lookups: AtomicU64::new(1),
-            children: Mutex::new(HashMap::new()),
         });
         table.shard(ROOT_INO).write().insert(ROOT_INO, root);
         table
@@ -97,35 +99,27 @@ impl NodeTable {
         self.shard(ino).read().get(&ino).cloned()
     }
 
-    /// Returns the node for `name` in `parent`, taking one lookup reference on it. If there
-    /// is none yet, `make` resolves it (outside any table lock but under the parent's child
-    /// map lock, so two threads never create two nodes for one name).
-    pub fn child<E>(
-        &self,
-        parent: &Arc<Node>,
-        name: &OsStr,
-        make: impl FnOnce() -> Result<(Kind, u64, Vec<LayerRef>), E>,
-    ) -> Result<Arc<Node>, E> {
-        let mut children = parent.children.lock();
-        if let Some(node) = children.get(name).and_then(|&ino| self.get(ino)) {
-            node.lookups.fetch_add(1, Ordering::Relaxed);
-            return Ok(node);
+    /// Takes one lookup reference on the node for `r`, creating it if it is not live. An
+    /// existing node keeps the layer objects it was created with (a hard link reached by
+    /// another name is the same file).
+    pub fn acquire(&self, r: Resolved, parent: Ino) -> Arc<Node> {
+        if let Some(node) = self.shard(r.ino).read().get(&r.ino) {
+            node.lookups.fetch_add(1, Ordering::AcqRel);
+            return node.clone();
         }
-        let (kind, st_ino, layers) = make()?;
-        let ino = self.next.fetch_add(1, Ordering::Relaxed);
-        let node = Arc::new(Node {
-            ino,
-            parent: Some(parent.clone()),
-            name: name.to_owned(),
-            kind,
-            st_ino,
-            layers,
-            lookups: AtomicU64::new(1),
-            children: Mutex::new(HashMap::new()),
+        let mut shard = self.shard(r.ino).write();
+        let node = shard.entry(r.ino).or_insert_with(|| {
+            Arc::new(Node {
+                ino: r.ino,
+                st_ino: r.ino,
+                kind: r.kind,
+                layers: r.layers,
+                parent,
+                lookups: AtomicU64::new(0),
+            })
         });
-        self.shard(ino).write().insert(ino, node.clone());
-        children.insert(name.to_owned(), ino);
-        Ok(node)
+        node.lookups.fetch_add(1, Ordering::AcqRel);
+        node.clone()
     }
 
     /// Drops `n` lookup references; the node goes away when none is left.
@@ -134,17 +128,17 @@ impl NodeTable {
             return;
         }
         let Some(node) = self.get(ino) else { return };
-        let prev = node.lookups.fetch_sub(n, Ordering::AcqRel);
-        if prev > n {
+        if node.lookups.fetch_sub(n, Ordering::AcqRel) > n {
             return;
         }
-        let Some(parent) = &node.parent else { return };
-        let mut children = parent.children.lock();
-        // A lookup may have taken a new reference (under this same lock) since the count hit
-        // zero; only a node still at zero and still named here is removed.
-        if node.lookups.load(Ordering::Acquire) == 0 && children.get(&node.name) == Some(&ino) {
-            children.remove(&node.name);
-            self.shard(ino).write().remove(&ino);
+        let mut shard = self.shard(ino).write();
+        // An `acquire` may have taken a new reference since the count hit zero; it does so
+        // holding this shard's lock, so the count read here is final.
+        if let Some(current) = shard.get(&ino)
+            && Arc::ptr_eq(current, &node)
+            && node.lookups.load(Ordering::Acquire) == 0
+        {
+            shard.remove(&ino);
         }
     }
 
@@ -162,32 +156,35 @@ impl NodeTable {
 mod tests {
     use super::*;
 
-    fn make() -> Result<(Kind, u64, Vec<LayerRef>), ()> {
-        Ok((Kind::File, 7, vec![LayerRef { layer: 0, node: 3 }]))
+    fn file(ino: Ino) -> Resolved {
+        Resolved {
+            ino,
+            kind: Kind::File,
+            layers: vec![LayerRef { layer: 0, node: 3 }],
+        }
     }
 
     #[test]
     fn lookups_share_a_node_until_forgotten() {
-        let t = NodeTable::new(Kind::Dir, 1, vec![LayerRef { layer: 0, node: 0 }]);
-        let root = t.get(ROOT_INO).unwrap();
-        let a = t.child(&root, OsStr::new("a"), make).unwrap();
-        let b = t.child(&root, OsStr::new("a"), make).unwrap();
-        assert_eq!(a.ino, b.ino);
+        let t = NodeTable::new(st_ino(0, 2), vec![LayerRef { layer: 0, node: 0 }]);
+        let a = t.acquire(file(st_ino(0, 7)), ROOT_INO);
+        let b = t.acquire(file(st_ino(0, 7)), ROOT_INO);
+        assert!(Arc::ptr_eq(&a, &b));
         assert_eq!(t.len(), 2);
         t.forget(a.ino, 1);
         assert!(t.get(a.ino).is_some());
         t.forget(a.ino, 1);
         assert!(t.get(a.ino).is_none());
-        let c = t.child(&root, OsStr::new("a"), make).unwrap();
-        assert_ne!(c.ino, a.ino, "a forgotten node id is not reused");
-        assert_eq!(c.st_ino, a.st_ino, "st_ino is stable across forget");
+        let c = t.acquire(file(st_ino(0, 7)), ROOT_INO);
+        assert_eq!(c.ino, a.ino, "the node id is stable across forget");
         t.forget(ROOT_INO, 10);
         assert!(t.get(ROOT_INO).is_some());
     }
 
     #[test]
-    fn st_ino_separates_layers() {
+    fn st_ino_separates_layers_and_avoids_reserved_ids() {
         assert_ne!(st_ino(0, 5), st_ino(1, 5));
         assert_eq!(st_ino(2, 5), st_ino(2, 5));
+        assert!(st_ino(0, 0) > ROOT_INO);
     }
 }

@@ -1,0 +1,158 @@
+//! The fuse-overlayfs / overlayfs option spelling:
+//! `-o lowerdir=TOP:MIDDLE:BOTTOM[,upperdir=U,workdir=W][,other...]`.
+//!
+//! containers/storage calls a `mount_program` as
+//! `PROG -o lowerdir=...,upperdir=...,workdir=...,,volatile MERGED` (note the empty option),
+//! so empty options are ignored; unknown ones are refused by name rather than silently
+//! dropped. As in overlayfs, `\` escapes a `:` or `,` inside a path.
+
+use std::path::PathBuf;
+
+use super::CliError;
+use crate::mount::{MountConfig, MountFlag};
+
+/// Splits `s` at unescaped `sep`, removing the escaping backslashes of `sep` and `\\`.
+fn split_escaped(s: &str, sep: char) -> Vec<String> {
+    let mut parts = vec![String::new()];
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => match chars.next() {
+                Some(n) if n == sep || n == '\\' => parts.last_mut().unwrap().push(n),
+                Some(n) => {
+                    let last = parts.last_mut().unwrap();
+                    last.push('\\');
+                    last.push(n);
+                }
+                None => parts.last_mut().unwrap().push('\\'),
+            },
+            c if c == sep => parts.push(String::new()),
+            c => parts.last_mut().unwrap().push(c),
+        }
+    }
+    parts
+}
+
+/// Splits one `-o` argument into options, keeping `\,` inside a value.
+fn split_options(s: &str) -> Vec<String> {
+    let mut parts = vec![String::new()];
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => {
+                let last = parts.last_mut().unwrap();
+                last.push('\\');
+                if let Some(n) = chars.next() {
+                    last.push(n);
+                }
+            }
+            ',' => parts.push(String::new()),
+            c => parts.last_mut().unwrap().push(c),
+        }
+    }
+    parts
+}
+
+/// Parses every `-o` argument into a mount configuration.
+pub fn parse(
+    options: &[String],
+    mountpoint: PathBuf,
+    foreground: bool,
+) -> Result<MountConfig, CliError> {
+    let usage = |m: String| CliError::Usage(m);
+    let mut lower: Option<Vec<PathBuf>> = None;
+    let mut fsname = "unionmount".to_string();
+    let mut flags = Vec::new();
+    let mut allow_other = rustix::process::geteuid().is_root();
+    for opt in options.iter().flat_map(|o| split_options(o)) {
+        let (key, value) = match opt.split_once('=') {
+            Some((k, v)) => (k.to_string(), Some(v.to_string())),
+            None => (opt.clone(), None),
+        };
+        match (key.as_str(), value) {
+            ("", None) => {}
+            ("lowerdir", Some(v)) => {
+                let dirs: Vec<PathBuf> = split_escaped(&v, ':')
+                    .into_iter()
+                    .map(|p| PathBuf::from(p.replace("\\,", ",")))
+                    .collect();
+                if dirs.iter().any(|d| d.as_os_str().is_empty()) {
+                    return Err(usage(format!("lowerdir={v}: empty layer path")));
+                }
+                lower = Some(dirs);
+            }
+            ("upperdir" | "workdir", Some(_)) => {
+                return Err(usage(format!(
+                    "{key}: a writable upper directory is not supported yet (read-only mounts only)"
+                )));
+            }
+            ("fsname", Some(v)) => fsname = v,
+            ("nodev", None) => flags.push(MountFlag::NoDev),
+            ("nosuid", None) => flags.push(MountFlag::NoSuid),
+            ("noexec", None) => flags.push(MountFlag::NoExec),
+            ("noatime", None) => flags.push(MountFlag::NoAtime),
+            ("allow_other", None) => allow_other = true,
+            ("allow_root", None) => allow_other = true,
+            // Always on, or meaningless for a read-only union.
+            ("ro" | "default_permissions" | "dev" | "suid" | "exec" | "atime", None) => {}
+            ("relatime" | "strictatime" | "volatile" | "sync" | "async", None) => {}
+            ("rw", None) => {
+                return Err(usage(
+                    "rw: a writable mount needs an upperdir, which is not supported yet".into(),
+                ));
+            }
+            ("context" | "fscontext" | "defcontext" | "rootcontext", Some(_)) => {}
+            (k, Some(_)) => return Err(usage(format!("unknown mount option {k}="))),
+            (k, None) => return Err(usage(format!("unknown mount option {k}"))),
+        }
+    }
+    let Some(layers) = lower else {
+        return Err(usage("-o needs lowerdir=TOP:...:BOTTOM".into()));
+    };
+    Ok(MountConfig {
+        layers,
+        mountpoint,
+        foreground,
+        fsname,
+        flags,
+        allow_other,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(opts: &[&str]) -> Result<MountConfig, CliError> {
+        let opts: Vec<String> = opts.iter().map(|s| s.to_string()).collect();
+        parse(&opts, PathBuf::from("/mnt"), false)
+    }
+
+    #[test]
+    fn lowerdir_is_top_first_and_empty_options_are_ignored() {
+        let c = p(&["lowerdir=/a:/b\\:c:/d,,noatime"]).unwrap();
+        assert_eq!(
+            c.layers,
+            vec![
+                PathBuf::from("/a"),
+                PathBuf::from("/b:c"),
+                PathBuf::from("/d")
+            ]
+        );
+        assert_eq!(c.flags, vec![MountFlag::NoAtime]);
+        let c = p(&["lowerdir=/x\\,y", "nodev"]).unwrap();
+        assert_eq!(c.layers, vec![PathBuf::from("/x,y")]);
+    }
+
+    #[test]
+    fn unknown_and_unsupported_options_are_refused_by_name() {
+        let e = p(&["lowerdir=/a,frobnicate"]).unwrap_err().to_string();
+        assert!(e.contains("frobnicate"), "{e}");
+        let e = p(&["lowerdir=/a,upperdir=/u,workdir=/w"])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("upperdir"), "{e}");
+        assert!(p(&["noatime"]).is_err());
+        assert!(p(&["lowerdir=/a::/b"]).is_err());
+    }
+}

@@ -1,0 +1,105 @@
+//! The command line: docker-like subcommands, and the fuse-overlayfs spelling
+//! `unionmount -o lowerdir=TOP:...:BOTTOM MOUNTPOINT` that podman and buildah use as a
+//! `mount_program`. Words are parsed here once into validated configurations
+//! ([`crate::mount::MountConfig`]); nothing past this module sees raw arguments.
+
+pub mod compat;
+pub mod mount;
+pub mod umount;
+
+use std::fmt;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use crate::mount::MountError;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "unionmount",
+    version,
+    about = "Mount a stack of read-only layers (directories or tar files) as one merged tree",
+    args_conflicts_with_subcommands = true,
+    subcommand_negates_reqs = true
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
+    /// fuse-overlayfs compatible mount options: lowerdir=TOP:...:BOTTOM[,opt...]
+    #[arg(short = 'o', value_name = "OPTIONS", action = clap::ArgAction::Append)]
+    pub options: Vec<String>,
+
+    /// Stay in the foreground instead of daemonising.
+    #[arg(short = 'f', long = "foreground")]
+    pub foreground: bool,
+
+    /// Where to mount (with -o).
+    #[arg(value_name = "MOUNTPOINT")]
+    pub mountpoint: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Mount layers (bottom first: the last --layer is on top) on MOUNTPOINT.
+    Mount(mount::MountArgs),
+    /// Unmount a unionmount mount; the daemon serving it exits by itself.
+    Umount(umount::UmountArgs),
+}
+
+/// Why a command failed.
+#[derive(Debug)]
+pub enum CliError {
+    /// Wrong words: exit code 2 like clap's own usage errors.
+    Usage(String),
+    Mount(MountError),
+}
+
+impl fmt::Display for CliError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CliError::Usage(m) => f.write_str(m),
+            CliError::Mount(e) => e.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for CliError {}
+
+impl From<MountError> for CliError {
+    fn from(e: MountError) -> Self {
+        CliError::Mount(e)
+    }
+}
+
+impl CliError {
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            CliError::Usage(_) => 2,
+            CliError::Mount(_) => 1,
+        }
+    }
+}
+
+/// Runs a parsed command line.
+pub fn run(cli: Cli) -> Result<(), CliError> {
+    match cli.command {
+        Some(Command::Mount(args)) => mount::run(args),
+        Some(Command::Umount(args)) => umount::run(args),
+        None => {
+            if cli.options.is_empty() {
+                return Err(CliError::Usage(
+                    "nothing to do: use `unionmount mount --layer DIR MOUNTPOINT` or \
+                     `unionmount -o lowerdir=TOP:BOTTOM MOUNTPOINT` (see --help)"
+                        .into(),
+                ));
+            }
+            let Some(mountpoint) = cli.mountpoint else {
+                return Err(CliError::Usage("-o given without a MOUNTPOINT".into()));
+            };
+            let config = compat::parse(&cli.options, mountpoint, cli.foreground)?;
+            crate::mount::run(&config)?;
+            Ok(())
+        }
+    }
+}

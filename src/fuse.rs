@@ -1,0 +1,561 @@
+//! The `fuser::Filesystem` adapter: each request becomes one [`Union`] call and its result a
+//! reply. Errno mapping, TTLs and open flags live here; what a path means does not.
+//!
+//! fuser does not catch panics in handlers, and a panic would end a worker thread. Every
+//! handler therefore runs under `catch_unwind`: the reply it owns is dropped during the
+//! unwind, which makes fuser answer `EIO`, and the mount keeps serving.
+
+use std::ffi::OsStr;
+use std::io;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::Path;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use fuser::{
+    AccessFlags, BsdFileFlags, Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags,
+    Generation, INodeNo, InitFlags, KernelConfig, LockOwner, OpenAccMode, OpenFlags,
+    RenameFlags, ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory, ReplyDirectoryPlus,
+    ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite, ReplyXattr, Request,
+    TimeOrNow, WriteFlags,
+};
+use log::{debug, error};
+
+use crate::layer::{Kind, Timespec};
+use crate::union::{Stat, Union};
+
+/// How long the kernel may cache names and attributes. The layers are read-only and must
+/// not change while mounted (as with overlayfs lowers), so the cache never goes stale.
+const TTL: Duration = Duration::from_secs(3600);
+
+/// Serves a [`Union`] to the kernel.
+pub struct FuseAdapter {
+    union: Union,
+}
+
+impl FuseAdapter {
+    pub fn new(union: Union) -> FuseAdapter {
+        FuseAdapter { union }
+    }
+}
+
+fn to_errno(e: &io::Error) -> Errno {
+    match e.raw_os_error() {
+        Some(code) if code > 0 => Errno::from_i32(code),
+        _ => {
+            debug!("error without errno: {e}");
+            Errno::EIO
+        }
+    }
+}
+
+/// Runs a handler; a panic is logged and, through the dropped reply, answered with EIO.
+fn guarded(op: &str, f: impl FnOnce()) {
+    if catch_unwind(AssertUnwindSafe(f)).is_err() {
+        error!("internal error while handling {op}; answered EIO");
+    }
+}
+
+fn file_type(kind: Kind) -> FileType {
+    match kind {
+        Kind::File | Kind::Whiteout => FileType::RegularFile,
+        Kind::Dir => FileType::Directory,
+        Kind::Symlink => FileType::Symlink,
+        Kind::CharDev => FileType::CharDevice,
+        Kind::BlockDev => FileType::BlockDevice,
+        Kind::Fifo => FileType::NamedPipe,
+        Kind::Socket => FileType::Socket,
+    }
+}
+
+fn system_time(t: Timespec) -> SystemTime {
+    if t.sec >= 0 {
+        UNIX_EPOCH + Duration::new(t.sec as u64, t.nsec)
+    } else {
+        UNIX_EPOCH - Duration::from_secs(t.sec.unsigned_abs()) + Duration::from_nanos(t.nsec as u64)
+    }
+}
+
+/// The 32-bit `rdev` FUSE carries: the kernel decodes it with `new_decode_dev`.
+fn fuse_rdev(rdev: u64) -> u32 {
+    let (major, minor) = (libc::major(rdev), libc::minor(rdev));
+    (minor & 0xff) | ((major & 0xfff) << 8) | ((minor & !0xff) << 12)
+}
+
+fn file_attr(stat: &Stat) -> FileAttr {
+    let a = &stat.attr;
+    FileAttr {
+        ino: INodeNo(stat.st_ino),
+        size: a.size,
+        blocks: a.blocks,
+        atime: system_time(a.atime),
+        mtime: system_time(a.mtime),
+        ctime: system_time(a.ctime),
+        crtime: system_time(a.ctime),
+        kind: file_type(a.kind),
+        perm: (a.perm & 0o7777) as u16,
+        nlink: a.nlink,
+        uid: a.uid,
+        gid: a.gid,
+        rdev: fuse_rdev(a.rdev),
+        blksize: 4096,
+        flags: 0,
+    }
+}
+
+impl Filesystem for FuseAdapter {
+    fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> io::Result<()> {
+        // Each wanted capability is asked for alone: an old kernel lacking one must not cost
+        // the others.
+        for flag in [
+            InitFlags::FUSE_DO_READDIRPLUS,
+            InitFlags::FUSE_READDIRPLUS_AUTO,
+            InitFlags::FUSE_PARALLEL_DIROPS,
+            InitFlags::FUSE_CACHE_SYMLINKS,
+            InitFlags::FUSE_MAX_PAGES,
+        ] {
+            if config.add_capabilities(flag).is_err() {
+                debug!("kernel does not offer {flag:?}");
+            }
+        }
+        let _ = config.set_max_readahead(1 << 20);
+        Ok(())
+    }
+
+    fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
+        guarded("lookup", || match self.union.lookup(parent.0, name) {
+            // fuser sends `attr.ino` as the entry's node id, which is also its st_ino.
+            Ok((_, stat)) => reply.entry(&TTL, &file_attr(&stat), Generation(0)),
+            Err(e) => reply.error(to_errno(&e)),
+        });
+    }
+
+    fn forget(&self, _req: &Request, ino: INodeNo, nlookup: u64) {
+        guarded("forget", || self.union.forget(ino.0, nlookup));
+    }
+
+    fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
+        guarded("getattr", || match self.union.getattr(ino.0) {
+            Ok(stat) => reply.attr(&TTL, &file_attr(&stat)),
+            Err(e) => reply.error(to_errno(&e)),
+        });
+    }
+
+    fn setattr(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _mode: Option<u32>,
+        _uid: Option<u32>,
+        _gid: Option<u32>,
+        _size: Option<u64>,
+        _atime: Option<TimeOrNow>,
+        _mtime: Option<TimeOrNow>,
+        _ctime: Option<SystemTime>,
+        _fh: Option<FileHandle>,
+        _crtime: Option<SystemTime>,
+        _chgtime: Option<SystemTime>,
+        _bkuptime: Option<SystemTime>,
+        _flags: Option<BsdFileFlags>,
+        reply: ReplyAttr,
+    ) {
+        reply.error(Errno::EROFS);
+    }
+
+    fn readlink(&self, _req: &Request, ino: INodeNo, reply: ReplyData) {
+        guarded("readlink", || match self.union.readlink(ino.0) {
+            Ok(target) => reply.data(&target),
+            Err(e) => reply.error(to_errno(&e)),
+        });
+    }
+
+    fn mknod(
+        &self,
+        _req: &Request,
+        _parent: INodeNo,
+        _name: &OsStr,
+        _mode: u32,
+        _umask: u32,
+        _rdev: u32,
+        reply: ReplyEntry,
+    ) {
+        reply.error(Errno::EROFS);
+    }
+
+    fn mkdir(
+        &self,
+        _req: &Request,
+        _parent: INodeNo,
+        _name: &OsStr,
+        _mode: u32,
+        _umask: u32,
+        reply: ReplyEntry,
+    ) {
+        reply.error(Errno::EROFS);
+    }
+
+    fn unlink(&self, _req: &Request, _parent: INodeNo, _name: &OsStr, reply: ReplyEmpty) {
+        reply.error(Errno::EROFS);
+    }
+
+    fn rmdir(&self, _req: &Request, _parent: INodeNo, _name: &OsStr, reply: ReplyEmpty) {
+        reply.error(Errno::EROFS);
+    }
+
+    fn symlink(
+        &self,
+        _req: &Request,
+        _parent: INodeNo,
+        _link_name: &OsStr,
+        _target: &Path,
+        reply: ReplyEntry,
+    ) {
+        reply.error(Errno::EROFS);
+    }
+
+    fn rename(
+        &self,
+        _req: &Request,
+        _parent: INodeNo,
+        _name: &OsStr,
+        _newparent: INodeNo,
+        _newname: &OsStr,
+        _flags: RenameFlags,
+        reply: ReplyEmpty,
+    ) {
+        reply.error(Errno::EROFS);
+    }
+
+    fn link(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _newparent: INodeNo,
+        _newname: &OsStr,
+        reply: ReplyEntry,
+    ) {
+        reply.error(Errno::EROFS);
+    }
+
+    fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+        guarded("open", || {
+            let write =
+                flags.acc_mode() != OpenAccMode::O_RDONLY || flags.0 & libc::O_TRUNC != 0;
+            match self.union.open(ino.0, write) {
+                // Layer data never changes under a mount: keep the page cache across opens.
+                Ok(fh) => reply.opened(FileHandle(fh), FopenFlags::FOPEN_KEEP_CACHE),
+                Err(e) => reply.error(to_errno(&e)),
+            }
+        });
+    }
+
+    fn read(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        size: u32,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        reply: ReplyData,
+    ) {
+        guarded("read", || match self.union.read(fh.0, offset, size) {
+            Ok(data) => reply.data(&data),
+            Err(e) => reply.error(to_errno(&e)),
+        });
+    }
+
+    fn write(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _fh: FileHandle,
+        _offset: u64,
+        _data: &[u8],
+        _write_flags: WriteFlags,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        reply: ReplyWrite,
+    ) {
+        reply.error(Errno::EROFS);
+    }
+
+    fn flush(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _fh: FileHandle,
+        _lock_owner: LockOwner,
+        reply: ReplyEmpty,
+    ) {
+        reply.ok();
+    }
+
+    fn release(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        _flush: bool,
+        reply: ReplyEmpty,
+    ) {
+        guarded("release", || {
+            self.union.release(fh.0);
+            reply.ok()
+        });
+    }
+
+    fn fsync(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _fh: FileHandle,
+        _datasync: bool,
+        reply: ReplyEmpty,
+    ) {
+        reply.ok();
+    }
+
+    fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+        guarded("opendir", || match self.union.opendir(ino.0) {
+            // The listing cannot change while mounted, so the kernel may cache it.
+            Ok(fh) => reply.opened(
+                FileHandle(fh),
+                FopenFlags::FOPEN_KEEP_CACHE | FopenFlags::FOPEN_CACHE_DIR,
+            ),
+            Err(e) => reply.error(to_errno(&e)),
+        });
+    }
+
+    fn readdir(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        mut reply: ReplyDirectory,
+    ) {
+        guarded("readdir", || {
+            let listing = match self.union.listing(fh.0) {
+                Ok(l) => l,
+                Err(e) => return reply.error(to_errno(&e)),
+            };
+            let start = usize::try_from(offset).unwrap_or(usize::MAX);
+            for (i, e) in listing.entries.iter().enumerate().skip(start) {
+                // The offset of an entry is where the next readdir continues.
+                if reply.add(INodeNo(e.st_ino), i as u64 + 1, file_type(e.kind), &e.name) {
+                    break;
+                }
+            }
+            reply.ok()
+        });
+    }
+
+    fn readdirplus(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        mut reply: ReplyDirectoryPlus,
+    ) {
+        guarded("readdirplus", || {
+            let listing = match self.union.listing(fh.0) {
+                Ok(l) => l,
+                Err(e) => return reply.error(to_errno(&e)),
+            };
+            let start = usize::try_from(offset).unwrap_or(usize::MAX);
+            for (i, e) in listing.entries.iter().enumerate().skip(start) {
+                let next = i as u64 + 1;
+                if e.name == "." || e.name == ".." {
+                    // The kernel does not link `.` and `..` from readdirplus and takes no
+                    // lookup reference on them; node id 0 says "no entry attributes".
+                    let attr = FileAttr {
+                        ino: INodeNo(e.st_ino),
+                        ..file_attr(&self.dot_stat(ino.0))
+                    };
+                    if reply.add(INodeNo(0), next, &e.name, &Duration::ZERO, &attr, Generation(0)) {
+                        break;
+                    }
+                    continue;
+                }
+                match self.union.lookup(listing.dir, &e.name) {
+                    Ok((child, stat)) => {
+                        let full = reply.add(
+                            INodeNo(child),
+                            next,
+                            &e.name,
+                            &TTL,
+                            &file_attr(&stat),
+                            Generation(0),
+                        );
+                        if full {
+                            // Not sent: the kernel will not count this lookup.
+                            self.union.forget(child, 1);
+                            break;
+                        }
+                    }
+                    // Vanished from a layer since the listing was taken: skip the name.
+                    Err(err) => debug!("readdirplus: {:?}: {err}", e.name),
+                }
+            }
+            reply.ok()
+        });
+    }
+
+    fn releasedir(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        _flags: OpenFlags,
+        reply: ReplyEmpty,
+    ) {
+        guarded("releasedir", || {
+            self.union.releasedir(fh.0);
+            reply.ok()
+        });
+    }
+
+    fn fsyncdir(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _fh: FileHandle,
+        _datasync: bool,
+        reply: ReplyEmpty,
+    ) {
+        reply.ok();
+    }
+
+    fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
+        guarded("statfs", || match self.union.statfs() {
+            Ok(s) => reply.statfs(
+                s.blocks, s.bfree, s.bavail, s.files, s.ffree, s.bsize, s.namelen, s.frsize,
+            ),
+            Err(e) => reply.error(to_errno(&e)),
+        });
+    }
+
+    fn setxattr(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _name: &OsStr,
+        _value: &[u8],
+        _flags: i32,
+        _position: u32,
+        reply: ReplyEmpty,
+    ) {
+        reply.error(Errno::EROFS);
+    }
+
+    fn getxattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
+        guarded("getxattr", || match self.union.getxattr(ino.0, name) {
+            Ok(value) => reply_xattr(reply, size, &value),
+            Err(e) => reply.error(to_errno(&e)),
+        });
+    }
+
+    fn listxattr(&self, _req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
+        guarded("listxattr", || match self.union.listxattr(ino.0) {
+            Ok(list) => reply_xattr(reply, size, &list),
+            Err(e) => reply.error(to_errno(&e)),
+        });
+    }
+
+    fn removexattr(&self, _req: &Request, _ino: INodeNo, _name: &OsStr, reply: ReplyEmpty) {
+        reply.error(Errno::EROFS);
+    }
+
+    fn access(&self, req: &Request, ino: INodeNo, mask: AccessFlags, reply: ReplyEmpty) {
+        guarded("access", || {
+            match self
+                .union
+                .access(ino.0, mask.bits() as u32, req.uid(), req.gid())
+            {
+                Ok(()) => reply.ok(),
+                Err(e) => reply.error(to_errno(&e)),
+            }
+        });
+    }
+
+    fn create(
+        &self,
+        _req: &Request,
+        _parent: INodeNo,
+        _name: &OsStr,
+        _mode: u32,
+        _umask: u32,
+        _flags: i32,
+        reply: ReplyCreate,
+    ) {
+        reply.error(Errno::EROFS);
+    }
+
+    fn fallocate(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _fh: FileHandle,
+        _offset: u64,
+        _length: u64,
+        _mode: i32,
+        reply: ReplyEmpty,
+    ) {
+        reply.error(Errno::EROFS);
+    }
+
+    fn copy_file_range(
+        &self,
+        _req: &Request,
+        _ino_in: INodeNo,
+        _fh_in: FileHandle,
+        _offset_in: u64,
+        _ino_out: INodeNo,
+        _fh_out: FileHandle,
+        _offset_out: u64,
+        _len: u64,
+        _flags: fuser::CopyFileRangeFlags,
+        reply: ReplyWrite,
+    ) {
+        reply.error(Errno::EROFS);
+    }
+}
+
+impl FuseAdapter {
+    /// Attributes used for `.`/`..` in readdirplus replies (the kernel ignores them, but the
+    /// record needs some).
+    fn dot_stat(&self, ino: u64) -> Stat {
+        self.union.getattr(ino).unwrap_or_else(|_| Stat {
+            st_ino: ino,
+            attr: crate::layer::Attr {
+                kind: Kind::Dir,
+                perm: 0o755,
+                uid: 0,
+                gid: 0,
+                size: 0,
+                blocks: 0,
+                nlink: 1,
+                rdev: 0,
+                atime: Timespec::default(),
+                mtime: Timespec::default(),
+                ctime: Timespec::default(),
+                ino: 0,
+            },
+        })
+    }
+}
+
+/// getxattr/listxattr protocol: size 0 asks for the length; too small a buffer is ERANGE.
+fn reply_xattr(reply: ReplyXattr, size: u32, value: &[u8]) {
+    if size == 0 {
+        reply.size(value.len() as u32);
+    } else if value.len() > size as usize {
+        reply.error(Errno::ERANGE);
+    } else {
+        reply.data(value);
+    }
+}
