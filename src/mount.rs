@@ -206,7 +206,7 @@ pub fn run(cfg: &MountConfig) -> Result<(), MountError> {
 /// Runs the session on worker threads until the file system is unmounted; SIGTERM and
 /// SIGINT unmount it.
 fn serve(
-    session: Session<FuseAdapter>,
+    mut session: Session<FuseAdapter>,
     mountpoint: &Path,
     ready: Option<File>,
 ) -> Result<(), MountError> {
