@@ -192,10 +192,15 @@ pub fn run(cfg: &MountConfig) -> Result<(), MountError> {
             io::Error::other("not root and fusermount3 is not installed (apt-get install fuse3)"),
         ));
     }
+    raise_fd_limit();
     let union = build_union(&cfg.layers)?;
     let session = Session::new(FuseAdapter::new(union), &mountpoint, &fuse_config(cfg))
         .map_err(|e| MountError::Mount(mountpoint.clone(), e))?;
-    info!("mounted {} layers on {}", cfg.layers.len(), mountpoint.display());
+    info!(
+        "mounted {} layers on {}",
+        cfg.layers.len(),
+        mountpoint.display()
+    );
     if cfg.foreground {
         serve(session, &mountpoint, None)
     } else {
@@ -283,7 +288,11 @@ fn daemonize(session: Session<FuseAdapter>, mountpoint: &Path) -> Result<(), Mou
 fn detach() {
     let _ = rustix::process::setsid();
     let _ = std::env::set_current_dir("/");
-    if let Ok(null) = std::fs::OpenOptions::new().read(true).write(true).open("/dev/null") {
+    if let Ok(null) = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/null")
+    {
         let fd: OwnedFd = null.into();
         for target in 0..=2 {
             // SAFETY: dup2 onto the standard descriptors, which this process owns.
@@ -317,6 +326,18 @@ fn wait_stop_signal() -> i32 {
         let mut sig = 0;
         libc::sigwait(&set, &mut sig);
         sig
+    }
+}
+
+/// Directory layers keep descriptors open (see `layer::dir`): use all the hard limit allows.
+fn raise_fd_limit() {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let mut limit = getrlimit(Resource::Nofile);
+    if limit.current < limit.maximum {
+        limit.current = limit.maximum;
+        if let Err(e) = setrlimit(Resource::Nofile, limit) {
+            warn!("cannot raise the open file limit: {e}");
+        }
     }
 }
 
@@ -364,7 +385,11 @@ pub fn unmount(mountpoint: &Path, lazy: bool) -> Result<(), MountError> {
         .map_err(|e| err(format!("fusermount3: {e}")))?;
     if !out.status.success() {
         let msg = String::from_utf8_lossy(&out.stderr);
-        return Err(err(msg.lines().next().unwrap_or("fusermount3 failed").into()));
+        return Err(err(msg
+            .lines()
+            .next()
+            .unwrap_or("fusermount3 failed")
+            .into()));
     }
     Ok(())
 }

@@ -8,16 +8,18 @@
 //! the OCI `.wh..wh..opq` marker.
 
 use std::collections::{HashMap, HashSet};
-use std::ffi::{CString, OsStr, OsString};
+use std::ffi::{CStr, CString, OsStr, OsString};
 use std::fs::File;
 use std::io;
+use std::num::NonZeroUsize;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::FileExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
-use parking_lot::RwLock;
+use lru::LruCache;
+use parking_lot::{Mutex, RwLock};
 use rustix::fs::{AtFlags, FileType, Mode, OFlags, ResolveFlags, Stat};
 
 use super::whiteout::{self, OciName};
@@ -29,9 +31,12 @@ const ROOT: NodeId = 0;
 struct NodePath {
     parent: NodeId,
     name: CString,
-    /// Path relative to the layer root, "." for the root.
-    rel: CString,
 }
+
+/// Directory descriptors kept open per layer. Resolving a path from the layer root on every
+/// request cost a path walk per syscall; with the parent's descriptor at hand a lookup is one
+/// `statat`. Bounded, because a large tree has more directories than a process may keep open.
+const DIR_FD_CACHE: usize = 1024;
 
 /// Layer-local node ids handed out for paths, so a node id stays valid (and means the same
 /// path) for the life of the layer.
@@ -47,6 +52,7 @@ pub struct DirLayer {
     /// `O_RDONLY | O_DIRECTORY`: usable both for `*at` calls and for `f*xattr` of the root.
     root: OwnedFd,
     nodes: RwLock<Interner>,
+    dir_fds: Mutex<LruCache<NodeId, Arc<OwnedFd>>>,
 }
 
 impl DirLayer {
@@ -59,8 +65,7 @@ impl DirLayer {
         )?;
         let root_path = Arc::new(NodePath {
             parent: ROOT,
-            name: CString::default(),
-            rel: c".".to_owned(),
+            name: c".".to_owned(),
         });
         Ok(DirLayer {
             label: path.display().to_string(),
@@ -69,6 +74,9 @@ impl DirLayer {
                 nodes: vec![root_path],
                 by_name: HashMap::new(),
             }),
+            dir_fds: Mutex::new(LruCache::new(
+                NonZeroUsize::new(DIR_FD_CACHE).expect("nonzero constant"),
+            )),
         })
     }
 
@@ -81,20 +89,12 @@ impl DirLayer {
             .ok_or_else(|| io::Error::from_raw_os_error(libc::ESTALE))
     }
 
-    fn intern(&self, parent: NodeId, parent_rel: &CString, name: &OsStr) -> io::Result<NodeId> {
+    fn intern(&self, parent: NodeId, name: &OsStr) -> io::Result<NodeId> {
         let key = (parent, Box::<[u8]>::from(name.as_bytes()));
         if let Some(&id) = self.nodes.read().by_name.get(&key) {
             return Ok(id);
         }
         let name_c = CString::new(name.as_bytes()).map_err(|_| einval())?;
-        let rel = if parent == ROOT {
-            name_c.clone()
-        } else {
-            let mut v = parent_rel.as_bytes().to_vec();
-            v.push(b'/');
-            v.extend_from_slice(name.as_bytes());
-            CString::new(v).map_err(|_| einval())?
-        };
         let mut nodes = self.nodes.write();
         if let Some(&id) = nodes.by_name.get(&key) {
             return Ok(id);
@@ -103,36 +103,53 @@ impl DirLayer {
         nodes.nodes.push(Arc::new(NodePath {
             parent,
             name: name_c,
-            rel,
         }));
         nodes.by_name.insert(key, id);
         Ok(id)
     }
 
-    /// Opens a directory of the layer by its relative path, never following a symlink.
-    fn open_beneath(&self, rel: &CString, flags: OFlags) -> io::Result<OwnedFd> {
+    /// Opens `name` in directory `dir`: one component, never following a symlink and never
+    /// leaving the layer.
+    fn open_in(&self, dir: &OwnedFd, name: &CStr, flags: OFlags) -> io::Result<OwnedFd> {
         Ok(rustix::fs::openat2(
-            &self.root,
-            rel.as_c_str(),
+            dir,
+            name,
             flags | OFlags::CLOEXEC | OFlags::NOFOLLOW,
             Mode::empty(),
             ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS,
         )?)
     }
 
-    /// The parent directory of a non-root node as an `O_PATH` descriptor.
-    fn parent_fd(&self, path: &NodePath) -> io::Result<OwnedFd> {
-        let parent = self.node(path.parent)?;
-        self.open_beneath(&parent.rel, OFlags::PATH | OFlags::DIRECTORY)
+    /// An `O_PATH` descriptor of a directory of the layer, from the cache or opened through
+    /// its parent's.
+    fn dir_fd(&self, node: NodeId) -> io::Result<Arc<OwnedFd>> {
+        if let Some(fd) = self.dir_fds.lock().get(&node) {
+            return Ok(fd.clone());
+        }
+        let fd = if node == ROOT {
+            self.open_in(&self.root, c".", OFlags::PATH | OFlags::DIRECTORY)?
+        } else {
+            let path = self.node(node)?;
+            let parent = self.dir_fd(path.parent)?;
+            self.open_in(&parent, &path.name, OFlags::PATH | OFlags::DIRECTORY)?
+        };
+        let fd = Arc::new(fd);
+        self.dir_fds.lock().put(node, fd.clone());
+        Ok(fd)
     }
 
-    fn stat_node(&self, path: &NodePath) -> io::Result<Stat> {
-        if path.rel.as_bytes() == b"." {
+    /// The parent directory of a non-root node.
+    fn parent_fd(&self, path: &NodePath) -> io::Result<Arc<OwnedFd>> {
+        self.dir_fd(path.parent)
+    }
+
+    fn stat_node(&self, node: NodeId, path: &NodePath) -> io::Result<Stat> {
+        if node == ROOT {
             return Ok(rustix::fs::fstat(&self.root)?);
         }
         let dir = self.parent_fd(path)?;
         Ok(rustix::fs::statat(
-            &dir,
+            &*dir,
             path.name.as_c_str(),
             AtFlags::SYMLINK_NOFOLLOW,
         )?)
@@ -156,10 +173,12 @@ impl DirLayer {
         f(XattrTarget::Path(&p))
     }
 
-    fn is_opaque_dir(&self, node: NodeId, dir_fd: Option<&OwnedFd>) -> io::Result<bool> {
+    fn is_opaque_dir(&self, node: NodeId) -> io::Result<bool> {
         let names = self.list_xattrs(node)?;
         for name in names {
-            if whiteout::OPAQUE_XATTRS.iter().any(|x| name == OsStr::new(x))
+            if whiteout::OPAQUE_XATTRS
+                .iter()
+                .any(|x| name == OsStr::new(x))
                 && self
                     .get_xattr(node, &name)?
                     .is_some_and(|v| whiteout::is_opaque_value(&v))
@@ -168,21 +187,14 @@ impl DirLayer {
             }
         }
         let marker = OsStr::from_bytes(whiteout::OPAQUE_MARKER);
-        let found = match dir_fd {
-            Some(fd) => exists_at(fd.as_fd(), marker)?,
-            None => {
-                let path = self.node(node)?;
-                let fd = self.open_beneath(&path.rel, OFlags::PATH | OFlags::DIRECTORY)?;
-                exists_at(fd.as_fd(), marker)?
-            }
-        };
-        Ok(found)
+        let fd = self.dir_fd(node)?;
+        exists_at(fd.as_fd(), marker)
     }
 
     fn entry(&self, node: NodeId, st: &Stat) -> io::Result<Entry> {
         let attr = attr_from_stat(st);
         let opaque = if attr.kind == Kind::Dir {
-            self.is_opaque_dir(node, None)?
+            self.is_opaque_dir(node)?
         } else {
             false
         };
@@ -275,8 +287,7 @@ impl Layer for DirLayer {
         if whiteout::classify(name) != OciName::Plain || name == "." || name == ".." {
             return Ok(None);
         }
-        let parent = self.node(dir)?;
-        let dir_fd = match self.open_beneath(&parent.rel, OFlags::PATH | OFlags::DIRECTORY) {
+        let dir_fd = match self.dir_fd(dir) {
             Ok(fd) => fd,
             // The parent is no longer a directory of this layer: it says nothing about `name`.
             Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT | libc::ENOTDIR)) => {
@@ -284,19 +295,19 @@ impl Layer for DirLayer {
             }
             Err(e) => return Err(e),
         };
-        match rustix::fs::statat(&dir_fd, name, AtFlags::SYMLINK_NOFOLLOW) {
+        match rustix::fs::statat(&*dir_fd, name, AtFlags::SYMLINK_NOFOLLOW) {
             Ok(st) => {
-                let node = self.intern(dir, &parent.rel, name)?;
+                let node = self.intern(dir, name)?;
                 let attr = attr_from_stat(&st);
-                let opaque = attr.kind == Kind::Dir && self.is_opaque_dir(node, None)?;
+                let opaque = attr.kind == Kind::Dir && self.is_opaque_dir(node)?;
                 Ok(Some(Entry { node, attr, opaque }))
             }
             Err(rustix::io::Errno::NOENT) => {
                 let mut marker = whiteout::WHITEOUT_PREFIX.to_vec();
                 marker.extend_from_slice(name.as_bytes());
-                match rustix::fs::statat(&dir_fd, marker.as_slice(), AtFlags::SYMLINK_NOFOLLOW) {
+                match rustix::fs::statat(&*dir_fd, marker.as_slice(), AtFlags::SYMLINK_NOFOLLOW) {
                     Ok(st) => {
-                        let node = self.intern(dir, &parent.rel, name)?;
+                        let node = self.intern(dir, name)?;
                         let mut attr = attr_from_stat(&st);
                         attr.kind = Kind::Whiteout;
                         Ok(Some(Entry {
@@ -316,13 +327,16 @@ impl Layer for DirLayer {
 
     fn attr(&self, node: NodeId) -> io::Result<Attr> {
         let path = self.node(node)?;
-        let st = self.stat_node(&path)?;
+        let st = self.stat_node(node, &path)?;
         Ok(attr_from_stat(&st))
     }
 
     fn read_dir(&self, dir: NodeId) -> io::Result<Vec<DirEntry>> {
-        let path = self.node(dir)?;
-        let fd = self.open_beneath(&path.rel, OFlags::RDONLY | OFlags::DIRECTORY)?;
+        let fd = self.open_in(
+            &*self.dir_fd(dir)?,
+            c".",
+            OFlags::RDONLY | OFlags::DIRECTORY,
+        )?;
         let mut reader = rustix::fs::Dir::read_from(&fd)?;
         let mut real = Vec::new();
         let mut whiteouts = Vec::new();
@@ -378,8 +392,11 @@ impl Layer for DirLayer {
     }
 
     fn open(&self, node: NodeId) -> io::Result<Box<dyn FileData>> {
+        if node == ROOT {
+            return Err(io::Error::from_raw_os_error(libc::EISDIR));
+        }
         let path = self.node(node)?;
-        let fd = self.open_beneath(&path.rel, OFlags::RDONLY)?;
+        let fd = self.open_in(&*self.parent_fd(&path)?, &path.name, OFlags::RDONLY)?;
         Ok(Box::new(DirFile(File::from(fd))))
     }
 
@@ -389,7 +406,7 @@ impl Layer for DirLayer {
             return Err(einval());
         }
         let dir = self.parent_fd(&path)?;
-        let target = rustix::fs::readlinkat(&dir, path.name.as_c_str(), Vec::new())?;
+        let target = rustix::fs::readlinkat(&*dir, path.name.as_c_str(), Vec::new())?;
         Ok(target.into_bytes())
     }
 
@@ -427,9 +444,7 @@ impl Layer for DirLayer {
             loop {
                 let res = match target {
                     XattrTarget::Fd(fd) => rustix::fs::fgetxattr(fd, name, &mut buf[..]),
-                    XattrTarget::Path(p) => {
-                        rustix::fs::lgetxattr(p.as_c_str(), name, &mut buf[..])
-                    }
+                    XattrTarget::Path(p) => rustix::fs::lgetxattr(p.as_c_str(), name, &mut buf[..]),
                 };
                 match res {
                     Ok(n) => {
@@ -458,13 +473,6 @@ impl Layer for DirLayer {
             namelen: s.f_namemax as u32,
             frsize: s.f_frsize as u32,
         })
-    }
-}
-
-/// The layer root as a path, for messages.
-impl DirLayer {
-    pub fn path(&self) -> PathBuf {
-        PathBuf::from(&self.label)
     }
 }
 
@@ -508,7 +516,10 @@ mod tests {
                 ("sub".into(), Kind::Dir)
             ]
         );
-        let shadow = layer.lookup(etc.node, OsStr::new("shadow")).unwrap().unwrap();
+        let shadow = layer
+            .lookup(etc.node, OsStr::new("shadow"))
+            .unwrap()
+            .unwrap();
         assert_eq!(shadow.attr.kind, Kind::Whiteout);
         assert!(
             layer
@@ -520,9 +531,16 @@ mod tests {
         assert!(sub.opaque);
         assert!(names(&layer, sub.node).is_empty());
 
-        let passwd = layer.lookup(etc.node, OsStr::new("passwd")).unwrap().unwrap();
+        let passwd = layer
+            .lookup(etc.node, OsStr::new("passwd"))
+            .unwrap()
+            .unwrap();
         let mut buf = [0u8; 64];
-        let n = layer.open(passwd.node).unwrap().read_at(&mut buf, 5).unwrap();
+        let n = layer
+            .open(passwd.node)
+            .unwrap()
+            .read_at(&mut buf, 5)
+            .unwrap();
         assert_eq!(&buf[..n], b"x:0:0\n");
 
         let link = layer.lookup(r.node, OsStr::new("link")).unwrap().unwrap();
@@ -541,7 +559,12 @@ mod tests {
         let esc = layer.lookup(r.node, OsStr::new("esc")).unwrap().unwrap();
         assert_eq!(esc.attr.kind, Kind::Symlink);
         // Asking for a child of the symlink must not reach the target directory.
-        assert!(layer.lookup(esc.node, OsStr::new("secret")).unwrap().is_none());
+        assert!(
+            layer
+                .lookup(esc.node, OsStr::new("secret"))
+                .unwrap()
+                .is_none()
+        );
         assert!(layer.read_dir(esc.node).is_err());
         assert!(layer.open(esc.node).is_err());
     }

@@ -17,8 +17,8 @@ use std::sync::Arc;
 use crate::layer::whiteout::is_private_xattr;
 use crate::layer::{Attr, FileData, FsStats, Kind, Layer};
 use handles::Handles;
-use node::{LayerRef, Node, NodeTable, Resolved};
 pub use node::{Ino, ROOT_INO};
+use node::{LayerRef, Node, NodeTable, Resolved};
 
 /// What `stat` shows for a merged object.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -238,12 +238,25 @@ impl Union {
         self.files.remove(fh);
     }
 
-    /// Opens a directory: merges its listing once for the life of the handle.
+    /// Opens a directory; the handle reads one merged listing, so offsets stay stable.
     pub fn opendir(&self, ino: Ino) -> io::Result<u64> {
         let node = self.node(ino)?;
         if node.kind != Kind::Dir {
             return Err(errno(libc::ENOTDIR));
         }
+        let listing = match node.listing.get() {
+            Some(l) => l.clone(),
+            None => {
+                let made = Arc::new(self.merge_listing(&node)?);
+                // Two threads may race to merge; both results are equal, keep the first.
+                node.listing.get_or_init(|| made).clone()
+            }
+        };
+        Ok(self.dirs.insert(listing))
+    }
+
+    /// Merges the names of every layer directory of `node`, top first.
+    fn merge_listing(&self, node: &Node) -> io::Result<Listing> {
         let parent_st_ino = match self.nodes.get(node.parent) {
             Some(p) => p.st_ino,
             None => node.st_ino,
@@ -276,7 +289,10 @@ impl Union {
                 seen.insert(e.name);
             }
         }
-        Ok(self.dirs.insert(Arc::new(Listing { dir: ino, entries })))
+        Ok(Listing {
+            dir: node.ino,
+            entries,
+        })
     }
 
     /// The listing of an open directory handle.

@@ -7,11 +7,12 @@
 //! resolve to one node, so `find`, `du` and `tar` see them as links.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use parking_lot::RwLock;
 
+use super::Listing;
 use crate::layer::{Kind, NodeId};
 
 /// A FUSE node id, equal to the `st_ino` shown to users (but for the root, which FUSE
@@ -56,6 +57,9 @@ pub struct Node {
     /// For directories, which have one parent: the parent's node id (the root's own for the
     /// root), for `..` in listings.
     pub parent: Ino,
+    /// A directory's merged listing, made on first open: layers do not change while
+    /// mounted, and merging on every opendir made warm `find` 3x slower than fuse-overlayfs.
+    pub listing: OnceLock<Arc<Listing>>,
     lookups: AtomicU64,
 }
 
@@ -84,6 +88,7 @@ impl NodeTable {
             kind: Kind::Dir,
             layers,
             parent: ROOT_INO,
+            listing: OnceLock::new(),
             // The kernel never forgets the root.
             lookups: AtomicU64::new(1),
         });
@@ -115,6 +120,7 @@ impl NodeTable {
                 kind: r.kind,
                 layers: r.layers,
                 parent,
+                listing: OnceLock::new(),
                 lookups: AtomicU64::new(0),
             })
         });

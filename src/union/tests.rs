@@ -66,7 +66,10 @@ fn enoent(r: io::Result<Ino>) -> bool {
 #[test]
 fn top_most_wins_and_directories_merge() {
     let (lo, hi) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    layer(lo.path(), &[("etc/a", "lower a"), ("etc/b", "lower b"), ("x", "lower x")]);
+    layer(
+        lo.path(),
+        &[("etc/a", "lower a"), ("etc/b", "lower b"), ("x", "lower x")],
+    );
     layer(hi.path(), &[("etc/a", "upper a"), ("etc/c", "upper c")]);
     let u = union(&[hi.path(), lo.path()]);
     assert_eq!(read(&u, "etc/a"), "upper a");
@@ -83,8 +86,19 @@ fn whiteouts_and_opaque_directories_hide_lower_names() {
         tempfile::tempdir().unwrap(),
         tempfile::tempdir().unwrap(),
     );
-    layer(lo.path(), &[("gone", "x"), ("d/old", "x"), ("keep/k", "x"), ("dir/f", "x")]);
-    layer(mid.path(), &[(".wh.gone", ""), ("d/.wh..wh..opq", ""), ("d/new", "n")]);
+    layer(
+        lo.path(),
+        &[
+            ("gone", "x"),
+            ("d/old", "x"),
+            ("keep/k", "x"),
+            ("dir/f", "x"),
+        ],
+    );
+    layer(
+        mid.path(),
+        &[(".wh.gone", ""), ("d/.wh..wh..opq", ""), ("d/new", "n")],
+    );
     layer(hi.path(), &[("gone", "back"), ("keep/.wh.k", "")]);
     let u = union(&[hi.path(), mid.path(), lo.path()]);
     // Re-created above its whiteout.
