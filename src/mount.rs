@@ -57,7 +57,8 @@ pub enum MountFlag {
 /// Why a mount or unmount failed; each names the thing and the cause.
 #[derive(Debug)]
 pub enum MountError {
-    Layer(PathBuf, String),
+    /// A layer could not be opened; the message names it.
+    Layer(String),
     Mountpoint(PathBuf, String),
     Mount(PathBuf, io::Error),
     Daemon(String),
@@ -67,7 +68,7 @@ pub enum MountError {
 impl fmt::Display for MountError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            MountError::Layer(p, e) => write!(f, "layer {}: {e}", p.display()),
+            MountError::Layer(e) => write!(f, "layer {e}"),
             MountError::Mountpoint(p, e) => write!(f, "mountpoint {}: {e}", p.display()),
             MountError::Mount(p, e) => write!(f, "cannot mount on {}: {e}", p.display()),
             MountError::Daemon(e) => write!(f, "daemon: {e}"),
@@ -136,7 +137,7 @@ fn check_mountpoint(path: &Path) -> Result<PathBuf, MountError> {
 pub fn build_union(layers: &[PathBuf]) -> Result<Union, MountError> {
     let mut opened: Vec<Arc<dyn Layer>> = Vec::with_capacity(layers.len());
     for path in layers {
-        let layer = layer::open(path).map_err(|e| MountError::Layer(path.clone(), e))?;
+        let layer = layer::open(path).map_err(MountError::Layer)?;
         opened.push(layer);
     }
     Union::new(opened).map_err(|e| MountError::Daemon(e.to_string()))

@@ -266,6 +266,7 @@ struct DirFile(File);
 
 impl FileData for DirFile {
     fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+        // pread on a regular file of a local filesystem is short only at end of file.
         self.0.read_at(buf, offset)
     }
 }

@@ -83,6 +83,8 @@ pub struct DirEntry {
 /// The data of one opened regular file.
 pub trait FileData: Send + Sync {
     /// Reads up to `buf.len()` bytes at `offset`; returns 0 at or past the end of the file.
+    /// A count shorter than `buf` means the file ends there (FUSE takes a short reply as end
+    /// of file), so an implementation whose source can return short reads must loop.
     fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize>;
 }
 
@@ -135,18 +137,21 @@ pub trait Layer: Send + Sync {
 }
 
 /// Opens a layer of the kind `path` is: a directory is an extracted layer, a regular file a
-/// tar archive read in place. The error is a one-line cause (the caller names the path).
+/// tar archive read in place. The error is one line naming the path and the cause.
 pub fn open(path: &Path) -> Result<Arc<dyn Layer>, String> {
+    let named = |cause: &dyn std::fmt::Display| format!("{}: {cause}", path.display());
     let meta = std::fs::metadata(path).map_err(|e| match e.kind() {
-        io::ErrorKind::NotFound => "does not exist".to_string(),
-        _ => e.to_string(),
+        io::ErrorKind::NotFound => named(&"does not exist"),
+        _ => named(&e),
     })?;
     if meta.is_dir() {
-        let layer = dir::DirLayer::open(path).map_err(|e| e.to_string())?;
+        let layer = dir::DirLayer::open(path).map_err(|e| named(&e))?;
         Ok(Arc::new(layer))
     } else if meta.is_file() {
-        Err("tar layers are not supported yet".to_string())
+        // TarError names the file itself.
+        let layer = tar::TarLayer::open(path).map_err(|e| e.to_string())?;
+        Ok(Arc::new(layer))
     } else {
-        Err("neither a directory nor a tar file".to_string())
+        Err(named(&"neither a directory nor a tar file"))
     }
 }

@@ -220,17 +220,9 @@ impl Union {
     pub fn read(&self, fh: u64, offset: u64, size: u32) -> io::Result<Vec<u8>> {
         let file = self.files.get(fh).ok_or_else(|| errno(libc::EBADF))?;
         let mut buf = vec![0u8; size as usize];
-        let mut filled = 0;
-        // A layer may return short reads (a sparse chunk boundary, a pipe-like source);
-        // FUSE takes a short reply as end of file, so keep reading until EOF or full.
-        while filled < buf.len() {
-            let n = file.read_at(&mut buf[filled..], offset + filled as u64)?;
-            if n == 0 {
-                break;
-            }
-            filled += n;
-        }
-        buf.truncate(filled);
+        // One call: a layer fills the buffer unless the file ends (FileData's contract).
+        let n = file.read_at(&mut buf, offset)?;
+        buf.truncate(n);
         Ok(buf)
     }
 

@@ -1,1 +1,335 @@
-//! Tar layers read in place (under construction).
+//! Tar layers read in place: a [`TarLayer`] is an index over an uncompressed tar file.
+//!
+//! [`TarLayer::open`] reads the archive once, sequentially, to build the index (`index`,
+//! with one entry decoded at a time by `record` and `pax`); after that every answer comes from
+//! the index, and file data is read with `pread` at the offset the index recorded (`stream`),
+//! through a sparse map where the entry has one (`sparse`). Nothing is ever extracted.
+//!
+//! Attributes: node ids are indexes into the index's node table and `Attr::ino` is the id
+//! plus one, so hard links (which resolve to their target's node) share it and `nlink` counts
+//! the names of the group. `blocks` counts the bytes stored in the archive (for a sparse file,
+//! its data chunks only); atime and ctime are the mtime; directories report size 0, as their
+//! tar headers do, and `nlink` = 2 + subdirectories.
+
+mod index;
+mod pax;
+mod record;
+mod sparse;
+mod stream;
+
+#[cfg(test)]
+mod tests;
+
+use std::ffi::{OsStr, OsString};
+use std::fmt;
+use std::fs::File;
+use std::io;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use self::index::{Node, TarIndex};
+use self::sparse::SparseMap;
+use self::stream::{PlainTar, Stream};
+use crate::layer::{Attr, DirEntry, Entry, FileData, FsStats, Kind, Layer, NodeId};
+
+/// Why a tar layer could not be opened. The message names the tar file and the cause.
+#[derive(Debug)]
+pub enum TarError {
+    /// The file could not be opened or read.
+    Io { path: PathBuf, source: io::Error },
+    /// The file does not start with a tar header (or is empty).
+    NotTar { path: PathBuf, cause: String },
+    /// The file ends inside a header, inside an entry's data (`entry` names it), or before the
+    /// end-of-archive marker.
+    Truncated {
+        path: PathBuf,
+        at: u64,
+        entry: Option<String>,
+    },
+    /// A header or extended header after the start is malformed.
+    Corrupt {
+        path: PathBuf,
+        offset: u64,
+        entry: Option<String>,
+        cause: String,
+    },
+    /// The archive has more entries or name bytes than the index can address.
+    TooLarge { path: PathBuf, cause: String },
+}
+
+impl fmt::Display for TarError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TarError::Io { path, source } => write!(f, "{}: {source}", path.display()),
+            TarError::NotTar { path, cause } => {
+                write!(f, "{}: not a tar archive: {cause}", path.display())
+            }
+            TarError::Truncated { path, at, entry } => {
+                write!(f, "{}: truncated at byte {at}", path.display())?;
+                match entry {
+                    Some(e) => write!(f, ": the data of `{e}` is incomplete"),
+                    None => Ok(()),
+                }
+            }
+            TarError::Corrupt {
+                path,
+                offset,
+                entry,
+                cause,
+            } => {
+                write!(f, "{}: corrupt archive at byte {offset}", path.display())?;
+                if let Some(e) = entry {
+                    write!(f, " (entry `{e}`)")?;
+                }
+                write!(f, ": {cause}")
+            }
+            TarError::TooLarge { path, cause } => {
+                write!(f, "{}: too large to index: {cause}", path.display())
+            }
+        }
+    }
+}
+
+impl std::error::Error for TarError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            TarError::Io { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}
+
+/// A read-only layer backed by an uncompressed tar file, read in place.
+pub struct TarLayer {
+    name: String,
+    file: Arc<File>,
+    stream: Arc<dyn Stream>,
+    index: TarIndex,
+}
+
+impl fmt::Debug for TarLayer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TarLayer")
+            .field("name", &self.name)
+            .field("nodes", &self.index.len())
+            .finish()
+    }
+}
+
+impl TarLayer {
+    /// Opens `path` and indexes it in one sequential pass.
+    pub fn open(path: &Path) -> Result<TarLayer, TarError> {
+        let io_err = |source| TarError::Io {
+            path: path.to_owned(),
+            source,
+        };
+        let file = Arc::new(File::open(path).map_err(io_err)?);
+        let len = file.metadata().map_err(io_err)?.len();
+        let stream: Arc<dyn Stream> = Arc::new(PlainTar::new(Arc::clone(&file), len));
+        let index = index::build(&*stream, path)?;
+        Ok(TarLayer {
+            name: path.display().to_string(),
+            file,
+            stream,
+            index,
+        })
+    }
+
+    /// Number of nodes in the index (names, objects, synthesised directories, whiteouts).
+    pub fn node_count(&self) -> usize {
+        self.index.len()
+    }
+
+    /// Approximate heap bytes held by the index.
+    pub fn index_heap_bytes(&self) -> usize {
+        self.index.heap_bytes()
+    }
+
+    /// The object node behind `id` (hard links resolve to their target).
+    fn object(&self, id: NodeId) -> io::Result<(u32, &Node)> {
+        let idx = u32::try_from(id).map_err(|_| enoent())?;
+        let node = self.index.node(idx).ok_or_else(enoent)?;
+        let obj = node.obj;
+        Ok((obj, self.index.node(obj).ok_or_else(enoent)?))
+    }
+
+    fn dir(&self, id: NodeId) -> io::Result<&Node> {
+        let (_, node) = self.object(id)?;
+        if node.kind != Kind::Dir {
+            return Err(io::Error::from_raw_os_error(libc::ENOTDIR));
+        }
+        Ok(node)
+    }
+
+    fn attr_of(&self, obj: u32, node: &Node) -> Attr {
+        let stored = match self.index.extra(node).and_then(|e| e.sparse.as_ref()) {
+            Some(map) => map.stored_len(),
+            None if node.kind == Kind::File => node.size,
+            None => 0,
+        };
+        let rdev = match node.kind {
+            Kind::CharDev | Kind::BlockDev => node.data,
+            _ => 0,
+        };
+        let mtime = node.mtime();
+        Attr {
+            kind: node.kind,
+            perm: u32::from(node.perm),
+            uid: node.uid,
+            gid: node.gid,
+            size: node.size,
+            blocks: stored.div_ceil(512),
+            nlink: node.nlink,
+            rdev,
+            atime: mtime,
+            mtime,
+            ctime: mtime,
+            ino: u64::from(obj) + 1,
+        }
+    }
+
+    fn entry_of(&self, obj: u32, node: &Node) -> Entry {
+        Entry {
+            node: NodeId::from(obj),
+            attr: self.attr_of(obj, node),
+            opaque: node.kind == Kind::Dir && node.opaque(),
+        }
+    }
+}
+
+fn enoent() -> io::Error {
+    io::Error::from_raw_os_error(libc::ENOENT)
+}
+
+fn einval() -> io::Error {
+    io::Error::from_raw_os_error(libc::EINVAL)
+}
+
+impl Layer for TarLayer {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn root(&self) -> io::Result<Entry> {
+        let (obj, node) = self.object(NodeId::from(index::ROOT))?;
+        Ok(self.entry_of(obj, node))
+    }
+
+    fn lookup(&self, dir: NodeId, name: &OsStr) -> io::Result<Option<Entry>> {
+        let dir = self.dir(dir)?;
+        let Some(child) = self.index.find_child(dir, name.as_bytes()) else {
+            return Ok(None);
+        };
+        let (obj, node) = self.object(NodeId::from(child))?;
+        Ok(Some(self.entry_of(obj, node)))
+    }
+
+    fn attr(&self, node: NodeId) -> io::Result<Attr> {
+        let (obj, n) = self.object(node)?;
+        Ok(self.attr_of(obj, n))
+    }
+
+    fn read_dir(&self, dir: NodeId) -> io::Result<Vec<DirEntry>> {
+        let dir = self.dir(dir)?;
+        let mut out = Vec::with_capacity(dir.nchildren as usize);
+        for &child in self.index.children(dir) {
+            let name_node = self.index.node(child).ok_or_else(enoent)?;
+            let (obj, node) = self.object(NodeId::from(child))?;
+            out.push(DirEntry {
+                name: OsString::from_vec(self.index.name(name_node).to_vec()),
+                kind: node.kind,
+                ino: u64::from(obj) + 1,
+            });
+        }
+        Ok(out)
+    }
+
+    fn open(&self, node: NodeId) -> io::Result<Box<dyn FileData>> {
+        let (_, n) = self.object(node)?;
+        match n.kind {
+            Kind::File => {}
+            Kind::Dir => return Err(io::Error::from_raw_os_error(libc::EISDIR)),
+            _ => return Err(einval()),
+        }
+        Ok(Box::new(TarFileData {
+            stream: Arc::clone(&self.stream),
+            start: n.data,
+            size: n.size,
+            sparse: self.index.extra(n).and_then(|e| e.sparse.clone()),
+        }))
+    }
+
+    fn readlink(&self, node: NodeId) -> io::Result<Vec<u8>> {
+        let (_, n) = self.object(node)?;
+        if n.kind != Kind::Symlink {
+            return Err(einval());
+        }
+        Ok(self.index.symlink_target(n).to_vec())
+    }
+
+    fn list_xattrs(&self, node: NodeId) -> io::Result<Vec<OsString>> {
+        let (_, n) = self.object(node)?;
+        Ok(self
+            .index
+            .extra(n)
+            .map(|e| {
+                e.xattrs
+                    .iter()
+                    .map(|(name, _)| OsString::from_vec(name.to_vec()))
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+
+    fn get_xattr(&self, node: NodeId, name: &OsStr) -> io::Result<Option<Vec<u8>>> {
+        let (_, n) = self.object(node)?;
+        Ok(self.index.extra(n).and_then(|e| {
+            e.xattrs
+                .iter()
+                .find(|(k, _)| **k == *name.as_bytes())
+                .map(|(_, v)| v.to_vec())
+        }))
+    }
+
+    fn statfs(&self) -> io::Result<FsStats> {
+        let st = rustix::fs::fstatvfs(&*self.file)?;
+        Ok(FsStats {
+            blocks: st.f_blocks,
+            bfree: st.f_bfree,
+            bavail: st.f_bavail,
+            files: st.f_files,
+            ffree: st.f_ffree,
+            bsize: u32::try_from(st.f_bsize).unwrap_or(u32::MAX),
+            namelen: u32::try_from(st.f_namemax).unwrap_or(u32::MAX),
+            frsize: u32::try_from(st.f_frsize).unwrap_or(u32::MAX),
+        })
+    }
+}
+
+/// An open regular file of a tar layer: its extent (or sparse map) in the shared stream.
+struct TarFileData {
+    stream: Arc<dyn Stream>,
+    start: u64,
+    size: u64,
+    sparse: Option<Arc<SparseMap>>,
+}
+
+impl FileData for TarFileData {
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+        if let Some(map) = &self.sparse {
+            return map.read_at(&*self.stream, buf, offset);
+        }
+        if offset >= self.size {
+            return Ok(0);
+        }
+        let want = buf
+            .len()
+            .min(usize::try_from(self.size - offset).unwrap_or(usize::MAX));
+        // The index checked that the extent lies inside the stream, so a short read means the
+        // file changed under us: report it rather than return a short count that looks like EOF.
+        self.stream
+            .read_exact_at(&mut buf[..want], self.start + offset)?;
+        Ok(want)
+    }
+}
