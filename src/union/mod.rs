@@ -34,19 +34,38 @@ pub struct Listed {
     pub name: OsString,
     pub kind: Kind,
     pub st_ino: u64,
+    /// Position in the directory's `layers` of the layer the name comes from (its topmost
+    /// object): a lookup starts there, since no layer above has or hides the name.
+    pub from: usize,
 }
 
-/// The merged listing of a directory, taken once when it is opened so that offsets stay
-/// stable however the listing is read (`.` and `..` first).
+/// The merged listing of a directory, made once per directory node: `.` and `..` first,
+/// then the names sorted, so offsets stay stable however the listing is read, and a lookup
+/// finds a name (or its absence) without asking every layer.
 pub struct Listing {
     pub dir: Ino,
     pub entries: Vec<Listed>,
+}
+
+impl Listing {
+    /// The entry for `name`, if the merged directory has it.
+    pub fn find(&self, name: &OsStr) -> Option<&Listed> {
+        let names = self.entries.get(2..)?;
+        names
+            .binary_search_by(|e| e.name.as_os_str().cmp(name))
+            .ok()
+            .map(|i| &names[i])
+    }
 }
 
 /// Access modes for [`Union::access`], as in access(2).
 pub const R_OK: u32 = 4;
 pub const W_OK: u32 = 2;
 pub const X_OK: u32 = 1;
+
+/// Like overlayfs: counting subdirectories of every layer is not worth it, and nlink 1 tells
+/// find(1) and friends not to rely on the count.
+const MERGED_DIR_NLINK: u32 = 1;
 
 pub fn errno(code: i32) -> io::Error {
     io::Error::from_raw_os_error(code)
@@ -105,11 +124,13 @@ impl Union {
         &*self.layers[r.layer]
     }
 
-    /// Resolves `name` in a merged directory from the top layer down.
-    fn resolve(&self, dir: &Node, name: &OsStr) -> io::Result<Resolved> {
+    /// Resolves `name` in a merged directory from the top layer down, starting at position
+    /// `from` of its layers (the layers above are known not to have or hide the name).
+    /// Also returns the topmost object's attributes, as the layer reported them.
+    fn resolve(&self, dir: &Node, name: &OsStr, from: usize) -> io::Result<(Resolved, Attr)> {
         let mut found: Vec<LayerRef> = Vec::new();
-        let mut top: Option<(Kind, u64)> = None;
-        for &parent in &dir.layers {
+        let mut top: Option<(Kind, u64, Attr)> = None;
+        for &parent in dir.layers.iter().skip(from) {
             let Some(entry) = self.layer(parent).lookup(parent.node, name)? else {
                 continue;
             };
@@ -117,10 +138,11 @@ impl Union {
                 layer: parent.layer,
                 node: entry.node,
             };
-            match (top, entry.attr.kind) {
+            match (&top, entry.attr.kind) {
                 (_, Kind::Whiteout) => break,
                 (None, kind) => {
-                    top = Some((kind, node::st_ino(parent.layer, entry.attr.ino)));
+                    let ino = node::st_ino(parent.layer, entry.attr.ino);
+                    top = Some((kind, ino, entry.attr));
                     found.push(here);
                     if kind != Kind::Dir || entry.opaque {
                         break;
@@ -137,11 +159,14 @@ impl Union {
             }
         }
         match top {
-            Some((kind, ino)) => Ok(Resolved {
-                ino,
-                kind,
-                layers: found,
-            }),
+            Some((kind, ino, attr)) => Ok((
+                Resolved {
+                    ino,
+                    kind,
+                    layers: found,
+                },
+                attr,
+            )),
             None => Err(errno(libc::ENOENT)),
         }
     }
@@ -158,14 +183,24 @@ impl Union {
         if name == "." || name == ".." || name.as_bytes().contains(&b'/') {
             return Err(errno(libc::EINVAL));
         }
-        let node = self.nodes.acquire(self.resolve(&dir, name)?, dir.ino);
-        match self.stat_node(&node) {
-            Ok(stat) => Ok((node.ino, stat)),
-            Err(e) => {
-                self.nodes.forget(node.ino, 1);
-                Err(e)
-            }
+        // The merged listing says which layer has the name, so a miss costs no layer call and
+        // a hit asks only the layers from there down (as fuse-overlayfs does, a directory is
+        // read once rather than probed per name in every layer).
+        let listing = self.listing_of(&dir)?;
+        let Some(listed) = listing.find(name) else {
+            return Err(errno(libc::ENOENT));
+        };
+        let (resolved, mut attr) = self.resolve(&dir, name, listed.from)?;
+        let node = self.nodes.acquire(resolved, dir.ino);
+        // The attributes came with the lookup: no second stat of the same object.
+        if node.layers.len() > 1 {
+            attr.nlink = MERGED_DIR_NLINK;
         }
+        let stat = Stat {
+            st_ino: node.st_ino,
+            attr,
+        };
+        Ok((node.ino, stat))
     }
 
     /// Drops `n` lookup references taken by [`Union::lookup`].
@@ -177,9 +212,7 @@ impl Union {
         let top = node.top();
         let mut attr = self.layer(top).attr(top.node)?;
         if node.layers.len() > 1 {
-            // Like overlayfs: counting subdirectories of every layer is not worth it, and
-            // nlink 1 tells find(1) and friends not to rely on the count.
-            attr.nlink = 1;
+            attr.nlink = MERGED_DIR_NLINK;
         }
         Ok(Stat {
             st_ino: node.st_ino,
@@ -236,15 +269,18 @@ impl Union {
         if node.kind != Kind::Dir {
             return Err(errno(libc::ENOTDIR));
         }
-        let listing = match node.listing.get() {
-            Some(l) => l.clone(),
-            None => {
-                let made = Arc::new(self.merge_listing(&node)?);
-                // Two threads may race to merge; both results are equal, keep the first.
-                node.listing.get_or_init(|| made).clone()
-            }
-        };
+        let listing = self.listing_of(&node)?;
         Ok(self.dirs.insert(listing))
+    }
+
+    /// The merged listing of a directory node, made on first use.
+    fn listing_of(&self, node: &Node) -> io::Result<Arc<Listing>> {
+        if let Some(l) = node.listing.get() {
+            return Ok(l.clone());
+        }
+        let made = Arc::new(self.merge_listing(node)?);
+        // Two threads may race to merge; both results are equal, keep the first.
+        Ok(node.listing.get_or_init(|| made).clone())
     }
 
     /// Merges the names of every layer directory of `node`, top first.
@@ -258,15 +294,17 @@ impl Union {
                 name: ".".into(),
                 kind: Kind::Dir,
                 st_ino: node.st_ino,
+                from: 0,
             },
             Listed {
                 name: "..".into(),
                 kind: Kind::Dir,
                 st_ino: parent_st_ino,
+                from: 0,
             },
         ];
         let mut seen: HashSet<OsString> = HashSet::new();
-        for &r in &node.layers {
+        for (from, &r) in node.layers.iter().enumerate() {
             for e in self.layer(r).read_dir(r.node)? {
                 if seen.contains(&e.name) {
                     continue;
@@ -276,11 +314,13 @@ impl Union {
                         name: e.name.clone(),
                         kind: e.kind,
                         st_ino: node::st_ino(r.layer, e.ino),
+                        from,
                     });
                 }
                 seen.insert(e.name);
             }
         }
+        entries[2..].sort_unstable_by(|a, b| a.name.cmp(&b.name));
         Ok(Listing {
             dir: node.ino,
             entries,
