@@ -49,7 +49,11 @@ pub struct Entry {
 fn entry(path: &str, kind: Kind) -> Entry {
     let path = path.trim_start_matches("./").trim_matches('/');
     Entry {
-        path: if path == "." { String::new() } else { path.to_string() },
+        path: if path == "." {
+            String::new()
+        } else {
+            path.to_string()
+        },
         kind,
         mode: None,
         uid: 0,
@@ -87,7 +91,10 @@ pub fn fifo(path: &str) -> Entry {
     entry(path, Kind::Fifo)
 }
 pub fn chardev(path: &str, major: u32, minor: u32) -> Entry {
-    assert!((major, minor) != (0, 0), "char device 0/0 is a whiteout; use whiteout()");
+    assert!(
+        (major, minor) != (0, 0),
+        "char device 0/0 is a whiteout; use whiteout()"
+    );
     entry(path, Kind::CharDev(major, minor))
 }
 pub fn blockdev(path: &str, major: u32, minor: u32) -> Entry {
@@ -97,7 +104,10 @@ pub fn blockdev(path: &str, major: u32, minor: u32) -> Entry {
 impl Entry {
     /// Permission bits, including setuid/setgid/sticky (`0o4755`).
     pub fn mode(mut self, mode: u32) -> Self {
-        assert!(mode <= 0o7777, "mode {mode:o} has more than permission bits");
+        assert!(
+            mode <= 0o7777,
+            "mode {mode:o} has more than permission bits"
+        );
         self.mode = Some(mode);
         self
     }
@@ -112,7 +122,8 @@ impl Entry {
         self
     }
     pub fn xattr(mut self, name: &str, value: impl AsRef<[u8]>) -> Self {
-        self.xattrs.push((name.to_string(), value.as_ref().to_vec()));
+        self.xattrs
+            .push((name.to_string(), value.as_ref().to_vec()));
         self
     }
 
@@ -149,18 +160,29 @@ pub fn write_layer(dest: &Path, form: Form, entries: &[Entry]) -> PathBuf {
     dest.to_path_buf()
 }
 
-/// Writes a stack of layers (bottom first) under `root` as `l0`, `l1`, ... (`.tar` for tars)
-/// and returns their paths, bottom first.
+/// Writes a stack of layers (bottom first) into a new directory under `root` named after the
+/// form (`ovl`, `oci`, `tar`, then `ovl2`, ... when taken), as `l0`, `l1`, ... (`l0.tar`, ...
+/// for tars), and returns their paths, bottom first.
 pub fn write_stack(root: &Path, form: Form, layers: &[Vec<Entry>]) -> Vec<PathBuf> {
-    let suffix = match form {
-        Form::OverlayDir => "",
-        Form::OciDir => "-oci",
-        Form::Tar => ".tar",
+    let (base, suffix) = match form {
+        Form::OverlayDir => ("ovl", ""),
+        Form::OciDir => ("oci", ""),
+        Form::Tar => ("tar", ".tar"),
     };
+    let dir = (1..100)
+        .map(|n: u32| {
+            root.join(if n == 1 {
+                base.to_string()
+            } else {
+                format!("{base}{n}")
+            })
+        })
+        .find(|d| fs::create_dir(d).is_ok())
+        .expect("a free stack directory name");
     layers
         .iter()
         .enumerate()
-        .map(|(i, entries)| write_layer(&root.join(format!("l{i}{suffix}")), form, entries))
+        .map(|(i, entries)| write_layer(&dir.join(format!("l{i}{suffix}")), form, entries))
         .collect()
 }
 
@@ -207,7 +229,10 @@ fn check(rc: libc::c_int, what: &str, p: &Path) -> io::Result<()> {
         Ok(())
     } else {
         let e = io::Error::last_os_error();
-        Err(io::Error::new(e.kind(), format!("{what} {}: {e}", p.display())))
+        Err(io::Error::new(
+            e.kind(),
+            format!("{what} {}: {e}", p.display()),
+        ))
     }
 }
 
@@ -220,22 +245,38 @@ fn mknod(p: &Path, mode: libc::mode_t, major: u32, minor: u32) -> io::Result<()>
 
 fn set_times_nofollow(p: &Path, (secs, nsecs): (i64, u32)) -> io::Result<()> {
     let c = cstr(p);
-    let t = libc::timespec { tv_sec: secs, tv_nsec: nsecs.into() };
+    let t = libc::timespec {
+        tv_sec: secs,
+        tv_nsec: nsecs.into(),
+    };
     let times = [t, t];
     // SAFETY: `c` is a valid path and `times` points to two timespecs, as utimensat requires.
     let rc = unsafe {
-        libc::utimensat(libc::AT_FDCWD, c.as_ptr(), times.as_ptr(), libc::AT_SYMLINK_NOFOLLOW)
+        libc::utimensat(
+            libc::AT_FDCWD,
+            c.as_ptr(),
+            times.as_ptr(),
+            libc::AT_SYMLINK_NOFOLLOW,
+        )
     };
     check(rc, "utimensat", p)
 }
 
 fn write_dir(dest: &Path, form: Form, entries: &[Entry]) -> io::Result<()> {
-    assert!(!dest.exists(), "layer directory {} already exists", dest.display());
+    assert!(
+        !dest.exists(),
+        "layer directory {} already exists",
+        dest.display()
+    );
     fs::create_dir(dest)?;
     // Entries whose metadata we set afterwards (hardlinks share their target's).
     let mut owned: Vec<(PathBuf, &Entry)> = Vec::new();
     for e in entries {
-        let p = if e.path.is_empty() { dest.to_path_buf() } else { dest.join(&e.path) };
+        let p = if e.path.is_empty() {
+            dest.to_path_buf()
+        } else {
+            dest.join(&e.path)
+        };
         let name = Path::new(&e.path).file_name();
         match &e.kind {
             Kind::Dir if e.path.is_empty() => {}
@@ -283,7 +324,9 @@ fn write_dir(dest: &Path, form: Form, entries: &[Entry]) -> io::Result<()> {
         owned.push((p, e));
     }
     for (p, e) in &owned {
-        let is_marker = p.file_name().is_some_and(|n| n.as_bytes().starts_with(b".wh."));
+        let is_marker = p
+            .file_name()
+            .is_some_and(|n| n.as_bytes().starts_with(b".wh."));
         if is_marker {
             // OCI markers: plain root-owned empty files, whatever the entry says.
             continue;
@@ -346,11 +389,12 @@ impl<W: Write> TarWriter<W> {
             pax.extend(pax_record("path", name.as_bytes()));
             h.set_path(format!("long/{}", name.len()))?;
         }
-        if let Some(link) = link {
-            if h.set_link_name(link).is_err() {
-                pax.extend(pax_record("linkpath", link.as_bytes()));
-                h.set_link_name("long")?;
-            }
+        // Literal: set_link_name would "canonicalise" a target like "/" into "//".
+        if let Some(link) = link
+            && h.set_link_name_literal(link).is_err()
+        {
+            pax.extend(pax_record("linkpath", link.as_bytes()));
+            h.set_link_name("long")?;
         }
         if e.mtime.1 != 0 || e.mtime.0 < 0 {
             let v = format!("{}.{:09}", e.mtime.0, e.mtime.1);
@@ -361,7 +405,14 @@ impl<W: Write> TarWriter<W> {
         }
         if !pax.is_empty() {
             let mut x = tar::Header::new_ustar();
-            let short: String = name.chars().rev().take(80).collect::<Vec<_>>().into_iter().rev().collect();
+            let short: String = name
+                .chars()
+                .rev()
+                .take(80)
+                .collect::<Vec<_>>()
+                .into_iter()
+                .rev()
+                .collect();
             x.set_path(format!("PaxHeaders/{}", short.trim_start_matches('/')))?;
             x.set_entry_type(tar::EntryType::XHeader);
             x.set_mode(0o644);
@@ -394,15 +445,27 @@ impl<W: Write> TarWriter<W> {
 
 fn write_tar(dest: &Path, entries: &[Entry]) -> io::Result<()> {
     let f = fs::File::create(dest)?;
-    let mut w = TarWriter { builder: tar::Builder::new(io::BufWriter::new(f)) };
+    let mut w = TarWriter {
+        builder: tar::Builder::new(io::BufWriter::new(f)),
+    };
     for e in entries {
-        let name = if e.path.is_empty() { "./".to_string() } else { e.path.clone() };
+        let name = if e.path.is_empty() {
+            "./".to_string()
+        } else {
+            e.path.clone()
+        };
         let dir_name = format!("{}/", e.path);
         match &e.kind {
-            Kind::Dir if e.path.is_empty() => w.append(e, "./", tar::EntryType::Directory, None, b"")?,
+            Kind::Dir if e.path.is_empty() => {
+                w.append(e, "./", tar::EntryType::Directory, None, b"")?
+            }
             Kind::Dir => w.append(e, &dir_name, tar::EntryType::Directory, None, b"")?,
             Kind::Opaque => {
-                let d = if e.path.is_empty() { "./".to_string() } else { dir_name.clone() };
+                let d = if e.path.is_empty() {
+                    "./".to_string()
+                } else {
+                    dir_name.clone()
+                };
                 w.append(e, &d, tar::EntryType::Directory, None, b"")?;
                 let marker = if e.path.is_empty() {
                     ".wh..wh..opq".to_string()
@@ -413,10 +476,25 @@ fn write_tar(dest: &Path, entries: &[Entry]) -> io::Result<()> {
             }
             Kind::File(data) => w.append(e, &name, tar::EntryType::Regular, None, data)?,
             Kind::Symlink(t) => w.append(e, &name, tar::EntryType::Symlink, Some(t), b"")?,
-            Kind::Hardlink(t) => w.append(e, &name, tar::EntryType::Link, Some(t), b"")?,
+            Kind::Hardlink(t) => {
+                // The link entry restates its target's attributes, as GNU tar writes it.
+                let target = entries.iter().find(|o| &o.path == t).unwrap_or_else(|| {
+                    panic!(
+                        "hardlink {} to {t}, which is not earlier in the layer",
+                        e.path
+                    )
+                });
+                let mut link = target.clone();
+                link.xattrs.clear();
+                w.append(&link, &name, tar::EntryType::Link, Some(t), b"")?
+            }
             Kind::Whiteout => {
                 let p = Path::new(&e.path);
-                let base = p.file_name().expect("whiteout of the root").to_str().expect("utf-8");
+                let base = p
+                    .file_name()
+                    .expect("whiteout of the root")
+                    .to_str()
+                    .expect("utf-8");
                 let marker = match p.parent().and_then(Path::to_str).filter(|s| !s.is_empty()) {
                     Some(parent) => format!("{parent}/.wh.{base}"),
                     None => format!(".wh.{base}"),

@@ -29,7 +29,9 @@ pub fn mount_type(mnt: &Path) -> Option<String> {
     let mut found = None;
     for line in info.lines() {
         let fields: Vec<&str> = line.split(' ').collect();
-        let Some(sep) = fields.iter().position(|f| *f == "-") else { continue };
+        let Some(sep) = fields.iter().position(|f| *f == "-") else {
+            continue;
+        };
         if fields.len() < 5 || fields.len() < sep + 2 {
             continue;
         }
@@ -68,7 +70,11 @@ pub fn umount2(mnt: &Path, flags: libc::c_int) -> std::io::Result<()> {
     let c = CString::new(mnt.as_os_str().as_bytes()).expect("path without NUL");
     // SAFETY: `c` is a valid NUL-terminated path that outlives the call.
     let rc = unsafe { libc::umount2(c.as_ptr(), flags) };
-    if rc == 0 { Ok(()) } else { Err(std::io::Error::last_os_error()) }
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
 }
 
 /// Waits up to `timeout` for the child to exit; kills it (SIGKILL) if it does not.
@@ -91,7 +97,12 @@ pub fn send_signal(child: &Child, sig: libc::c_int) {
     let pid = libc::pid_t::try_from(child.id()).expect("pid fits pid_t");
     // SAFETY: kill(2) with a pid we spawned and have not yet reaped, so it is not reused.
     let rc = unsafe { libc::kill(pid, sig) };
-    assert_eq!(rc, 0, "kill({pid}, {sig}): {}", std::io::Error::last_os_error());
+    assert_eq!(
+        rc,
+        0,
+        "kill({pid}, {sig}): {}",
+        std::io::Error::last_os_error()
+    );
 }
 
 /// A unionmount daemon started with `-f`, serving `mnt` until dropped.
@@ -117,8 +128,12 @@ impl UnionMount {
     /// `unionmount -f -o lowerdir=TOP:...:BOTTOM MNT`, given the layers bottom first.
     pub fn lowerdir<P: AsRef<Path>>(layers: &[P], mnt: &Path) -> Self {
         let opt = format!("lowerdir={}", lowerdir_value(layers));
-        let args: Vec<OsString> =
-            vec!["-f".into(), "-o".into(), opt.into(), mnt.as_os_str().to_owned()];
+        let args: Vec<OsString> = vec![
+            "-f".into(),
+            "-o".into(),
+            opt.into(),
+            mnt.as_os_str().to_owned(),
+        ];
         Self::start(&args, mnt)
     }
 
@@ -126,8 +141,14 @@ impl UnionMount {
     /// a FUSE mount. Panics, with the daemon's stderr, if it exits or times out first.
     pub fn start<S: AsRef<OsStr>>(args: &[S], mnt: &Path) -> Self {
         crate::common::require_fuse();
-        let mnt = mnt.canonicalize().unwrap_or_else(|e| panic!("mountpoint {}: {e}", mnt.display()));
-        assert!(!is_fuse_mount(&mnt), "{} is already a FUSE mount", mnt.display());
+        let mnt = mnt
+            .canonicalize()
+            .unwrap_or_else(|e| panic!("mountpoint {}: {e}", mnt.display()));
+        assert!(
+            !is_fuse_mount(&mnt),
+            "{} is already a FUSE mount",
+            mnt.display()
+        );
         let stderr = mnt.with_file_name(format!(
             "{}.unionmount-stderr",
             mnt.file_name().and_then(OsStr::to_str).unwrap_or("mnt")
@@ -135,7 +156,10 @@ impl UnionMount {
         // A file, not a pipe: a daemon that logs a lot must never block on a full pipe.
         let err_file = fs::File::create(&stderr).expect("create stderr capture file");
         let mut cmd = Command::new(unionmount_bin());
-        cmd.args(args).stdin(Stdio::null()).stdout(Stdio::null()).stderr(err_file);
+        cmd.args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(err_file);
         cmd.env("RUST_BACKTRACE", "1");
         // SAFETY: prctl is async-signal-safe and touches no memory of the parent. If the test
         // process dies (killed by a timeout) the daemon gets SIGTERM and unmounts itself.
@@ -146,7 +170,12 @@ impl UnionMount {
             });
         }
         let child = cmd.spawn().expect("spawn unionmount");
-        let mut guard = UnionMount { child: Some(child), mnt, stderr, watchdog: None };
+        let mut guard = UnionMount {
+            child: Some(child),
+            mnt,
+            stderr,
+            watchdog: None,
+        };
         let deadline = Instant::now() + MOUNT_TIMEOUT;
         loop {
             if is_fuse_mount(&guard.mnt) {
@@ -156,7 +185,9 @@ impl UnionMount {
             if let Ok(Some(status)) = child.try_wait() {
                 panic!(
                     "unionmount {:?} exited with {status} before {} was mounted; stderr:\n{}",
-                    args.iter().map(|a| a.as_ref().to_owned()).collect::<Vec<_>>(),
+                    args.iter()
+                        .map(|a| a.as_ref().to_owned())
+                        .collect::<Vec<_>>(),
                     guard.mnt.display(),
                     guard.stderr_text()
                 );
@@ -190,6 +221,31 @@ impl UnionMount {
 
     pub fn pid(&self) -> u32 {
         self.child.as_ref().expect("child present").id()
+    }
+
+    /// Sends `sig` to the daemon without waiting.
+    pub fn signal(&self, sig: libc::c_int) {
+        send_signal(self.child.as_ref().expect("child present"), sig);
+    }
+
+    /// Whether the daemon process is still running.
+    pub fn running(&mut self) -> bool {
+        let child = self.child.as_mut().expect("child present");
+        matches!(child.try_wait(), Ok(None))
+    }
+
+    /// Waits for the daemon to exit by itself (after a signal or an unmount): its exit status.
+    /// Panics if it does not exit within the timeout.
+    pub fn wait_exit(mut self) -> ExitStatus {
+        let mut child = self.child.take().expect("child present");
+        let (status, killed) = wait_or_kill(&mut child, EXIT_TIMEOUT);
+        let _ = umount2(&self.mnt, libc::MNT_DETACH);
+        assert!(
+            !killed,
+            "unionmount did not exit within {EXIT_TIMEOUT:?}; stderr:\n{}",
+            self.stderr_text()
+        );
+        status
     }
 
     /// Sends `sig` and waits for the daemon to exit by itself (not killed): its exit status.
@@ -232,7 +288,11 @@ impl Drop for UnionMount {
                 eprintln!(
                     "note: unionmount for {} ended with {status}{}; stderr:\n{}",
                     self.mnt.display(),
-                    if killed { " (killed: it did not exit after its unmount)" } else { "" },
+                    if killed {
+                        " (killed: it did not exit after its unmount)"
+                    } else {
+                        ""
+                    },
                     self.stderr_text()
                 );
             }
@@ -245,11 +305,17 @@ impl Drop for UnionMount {
 /// mount after `UNIONMOUNT_TEST_TIMEOUT` seconds (default 300): a hung daemon then fails the test
 /// with ENOTCONN instead of hanging the whole run. Dropping the sender disarms it.
 fn watchdog(mnt: PathBuf) -> mpsc::Sender<()> {
-    let secs = std::env::var("UNIONMOUNT_TEST_TIMEOUT").ok().and_then(|s| s.parse().ok()).unwrap_or(300);
+    let secs = std::env::var("UNIONMOUNT_TEST_TIMEOUT")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(300);
     let (tx, rx) = mpsc::channel::<()>();
     thread::spawn(move || {
         if let Err(mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(Duration::from_secs(secs)) {
-            eprintln!("watchdog: {} still mounted after {secs}s, aborting the connection", mnt.display());
+            eprintln!(
+                "watchdog: {} still mounted after {secs}s, aborting the connection",
+                mnt.display()
+            );
             let _ = umount2(&mnt, libc::MNT_FORCE | libc::MNT_DETACH);
         }
     });
@@ -263,7 +329,10 @@ pub fn lowerdir_value<P: AsRef<Path>>(layers: &[P]) -> String {
         .rev()
         .map(|l| {
             let s = l.as_ref().to_str().expect("utf-8 layer path");
-            assert!(!s.contains([':', ',']), "layer path {s} needs escaping for lowerdir=");
+            assert!(
+                !s.contains([':', ',']),
+                "layer path {s} needs escaping for lowerdir="
+            );
             s.to_string()
         })
         .collect();
@@ -289,7 +358,9 @@ impl KernelOverlay {
             all.insert(0, e.path().to_path_buf());
             empty = Some(e);
         }
-        let mnt = mnt.canonicalize().unwrap_or_else(|e| panic!("mountpoint {}: {e}", mnt.display()));
+        let mnt = mnt
+            .canonicalize()
+            .unwrap_or_else(|e| panic!("mountpoint {}: {e}", mnt.display()));
         let opts = format!("lowerdir={}", lowerdir_value(&all));
         let out = Command::new("mount")
             .args(["-t", "overlay", "overlay", "-o", &opts])
@@ -331,7 +402,9 @@ impl SysMount {
             .status()
             .expect("run mount(8)");
         assert!(st.success(), "mount -t tmpfs {} failed", mnt.display());
-        SysMount { mnt: mnt.to_path_buf() }
+        SysMount {
+            mnt: mnt.to_path_buf(),
+        }
     }
 }
 

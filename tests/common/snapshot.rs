@@ -44,8 +44,13 @@ pub fn snapshot(root: &Path) -> Snapshot {
     let mut by_ino: HashMap<(u64, u64), BTreeSet<String>> = HashMap::new();
     for (path, node) in &snap.nodes {
         if node.kind != 'd' {
-            let dev = fs::symlink_metadata(root.join(path)).map(|m| m.dev()).unwrap_or(0);
-            by_ino.entry((dev, node.ino)).or_default().insert(path.clone());
+            let dev = fs::symlink_metadata(root.join(path))
+                .map(|m| m.dev())
+                .unwrap_or(0);
+            by_ino
+                .entry((dev, node.ino))
+                .or_default()
+                .insert(path.clone());
         }
     }
     snap.hardlinks = by_ino.into_values().filter(|g| g.len() > 1).collect();
@@ -53,7 +58,11 @@ pub fn snapshot(root: &Path) -> Snapshot {
 }
 
 fn walk(root: &Path, rel: &str, snap: &mut Snapshot) {
-    let full = if rel.is_empty() { root.to_path_buf() } else { root.join(rel) };
+    let full = if rel.is_empty() {
+        root.to_path_buf()
+    } else {
+        root.join(rel)
+    };
     let node = node_of(&full);
     let is_dir = node.kind == 'd';
     snap.nodes.insert(rel.to_string(), node);
@@ -64,12 +73,18 @@ fn walk(root: &Path, rel: &str, snap: &mut Snapshot) {
         .unwrap_or_else(|e| panic!("read_dir {}: {e}", full.display()))
         .map(|d| {
             let d = d.unwrap_or_else(|e| panic!("read_dir {} entry: {e}", full.display()));
-            d.file_name().into_string().expect("utf-8 names in test trees")
+            d.file_name()
+                .into_string()
+                .expect("utf-8 names in test trees")
         })
         .collect();
     names.sort();
     for name in names {
-        let child = if rel.is_empty() { name } else { format!("{rel}/{name}") };
+        let child = if rel.is_empty() {
+            name
+        } else {
+            format!("{rel}/{name}")
+        };
         walk(root, &child, snap);
     }
 }
@@ -182,15 +197,28 @@ pub struct Exclusions {
 /// Differences between `expected` and `actual`, one human-readable line each.
 pub fn diff(expected: &Snapshot, actual: &Snapshot, ex: &Exclusions) -> Vec<String> {
     let mut out = Vec::new();
-    let show = |p: &str| if p.is_empty() { "/".to_string() } else { p.to_string() };
+    let show = |p: &str| {
+        if p.is_empty() {
+            "/".to_string()
+        } else {
+            p.to_string()
+        }
+    };
     for (path, e) in &expected.nodes {
         let Some(a) = actual.nodes.get(path) else {
-            out.push(format!("{}: missing (expected {})", show(path), describe(e)));
+            out.push(format!(
+                "{}: missing (expected {})",
+                show(path),
+                describe(e)
+            ));
             continue;
         };
         let mut field = |name: &str, ev: String, av: String| {
             if ev != av {
-                out.push(format!("{}: {name}: expected {ev}, actual {av}", show(path)));
+                out.push(format!(
+                    "{}: {name}: expected {ev}, actual {av}",
+                    show(path)
+                ));
             }
         };
         field("kind", e.kind.to_string(), a.kind.to_string());
@@ -206,7 +234,11 @@ pub fn diff(expected: &Snapshot, actual: &Snapshot, ex: &Exclusions) -> Vec<Stri
         if e.kind != 'd' || a.kind != 'd' || ex.compare_dir_sizes {
             field("size", e.size.to_string(), a.size.to_string());
         }
-        field("sha256", format!("{:?}", e.sha256), format!("{:?}", a.sha256));
+        field(
+            "sha256",
+            format!("{:?}", e.sha256),
+            format!("{:?}", a.sha256),
+        );
         field("link", format!("{:?}", e.link), format!("{:?}", a.link));
         field("rdev", format!("{:?}", e.rdev), format!("{:?}", a.rdev));
         field("nlink", format!("{:?}", e.nlink), format!("{:?}", a.nlink));
@@ -214,14 +246,22 @@ pub fn diff(expected: &Snapshot, actual: &Snapshot, ex: &Exclusions) -> Vec<Stri
     }
     for (path, a) in &actual.nodes {
         if !expected.nodes.contains_key(path) {
-            out.push(format!("{}: unexpected (actual {})", show(path), describe(a)));
+            out.push(format!(
+                "{}: unexpected (actual {})",
+                show(path),
+                describe(a)
+            ));
         }
     }
     for g in expected.hardlinks.difference(&actual.hardlinks) {
-        out.push(format!("hardlink group {g:?}: expected, not found as one inode in actual"));
+        out.push(format!(
+            "hardlink group {g:?}: expected, not found as one inode in actual"
+        ));
     }
     for g in actual.hardlinks.difference(&expected.hardlinks) {
-        out.push(format!("hardlink group {g:?}: one inode in actual, not expected"));
+        out.push(format!(
+            "hardlink group {g:?}: one inode in actual, not expected"
+        ));
     }
     out
 }
@@ -238,8 +278,10 @@ fn describe(n: &Node) -> String {
 }
 
 fn fmt_xattrs(x: &BTreeMap<String, Vec<u8>>) -> String {
-    let items: Vec<String> =
-        x.iter().map(|(k, v)| format!("{k}={}", String::from_utf8_lossy(v).escape_debug())).collect();
+    let items: Vec<String> = x
+        .iter()
+        .map(|(k, v)| format!("{k}={}", String::from_utf8_lossy(v).escape_debug()))
+        .collect();
     format!("{{{}}}", items.join(", "))
 }
 
