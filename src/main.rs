@@ -12,7 +12,22 @@ fn main() {
     .init();
     let cli = unionmount::cli::Cli::parse();
     if let Err(e) = unionmount::cli::run(cli) {
-        eprintln!("unionmount: {e}");
+        eprintln!("unionmount: {}", one_line(&e.to_string()));
         std::process::exit(e.exit_code());
     }
+}
+
+/// Errors quote names and causes from outside (tar headers, paths); a control character in
+/// them must not break the one-line message scripts parse.
+fn one_line(message: &str) -> String {
+    message
+        .chars()
+        .flat_map(|c| {
+            if c.is_control() {
+                c.escape_default().collect::<Vec<_>>()
+            } else {
+                vec![c]
+            }
+        })
+        .collect()
 }

@@ -300,7 +300,15 @@ impl Layer for DirLayer {
             Ok(st) => {
                 let node = self.intern(dir, name)?;
                 let attr = attr_from_stat(&st);
-                let opaque = attr.kind == Kind::Dir && self.is_opaque_dir(node)?;
+                // A `.wh.NAME` beside a real directory NAME (an OCI layer unpacked naively)
+                // deleted the lower NAME before this layer's NAME was made: the directory
+                // hides everything below it, as if opaque.
+                let opaque = attr.kind == Kind::Dir
+                    && (self.is_opaque_dir(node)? || {
+                        let mut marker = whiteout::WHITEOUT_PREFIX.to_vec();
+                        marker.extend_from_slice(name.as_bytes());
+                        exists_at(dir_fd.as_fd(), OsStr::from_bytes(&marker))?
+                    });
                 Ok(Some(Entry { node, attr, opaque }))
             }
             Err(rustix::io::Errno::NOENT) => {
@@ -547,6 +555,27 @@ mod tests {
         let link = layer.lookup(r.node, OsStr::new("link")).unwrap().unwrap();
         assert_eq!(link.attr.kind, Kind::Symlink);
         assert_eq!(layer.readlink(link.node).unwrap(), b"/etc/passwd");
+    }
+
+    #[test]
+    fn a_whiteout_beside_a_directory_of_the_same_name_makes_it_opaque() {
+        let tmp = tempfile::tempdir().unwrap();
+        fs::create_dir_all(tmp.path().join("d")).unwrap();
+        fs::write(tmp.path().join("d/new"), b"").unwrap();
+        fs::write(tmp.path().join(".wh.d"), b"").unwrap();
+        fs::create_dir_all(tmp.path().join("plain")).unwrap();
+        let layer = DirLayer::open(tmp.path()).unwrap();
+        let r = layer.root().unwrap();
+        let d = layer.lookup(r.node, OsStr::new("d")).unwrap().unwrap();
+        assert_eq!(d.attr.kind, Kind::Dir);
+        assert!(d.opaque);
+        let plain = layer.lookup(r.node, OsStr::new("plain")).unwrap().unwrap();
+        assert!(!plain.opaque);
+        // The real directory is listed, not the whiteout.
+        assert_eq!(
+            names(&layer, r.node),
+            vec![("d".into(), Kind::Dir), ("plain".into(), Kind::Dir)]
+        );
     }
 
     #[test]
