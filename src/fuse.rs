@@ -20,7 +20,7 @@ use fuser::{
 use log::{debug, error};
 
 use crate::layer::{Kind, Timespec};
-use crate::union::{Stat, Union};
+use crate::union::{Listed, Listing, Stat, Union};
 
 /// How long the kernel may cache names and attributes. The layers are read-only and must
 /// not change while mounted (as with overlayfs lowers), so the cache never goes stale.
@@ -342,8 +342,7 @@ impl Filesystem for FuseAdapter {
                 Ok(l) => l,
                 Err(e) => return reply.error(to_errno(&e)),
             };
-            let start = usize::try_from(offset).unwrap_or(usize::MAX);
-            for (i, e) in listing.entries.iter().enumerate().skip(start) {
+            for (i, e) in from_offset(&listing, offset) {
                 // The offset of an entry is where the next readdir continues.
                 if reply.add(INodeNo(e.st_ino), i as u64 + 1, file_type(e.kind), &e.name) {
                     break;
@@ -366,8 +365,7 @@ impl Filesystem for FuseAdapter {
                 Ok(l) => l,
                 Err(e) => return reply.error(to_errno(&e)),
             };
-            let start = usize::try_from(offset).unwrap_or(usize::MAX);
-            for (i, e) in listing.entries.iter().enumerate().skip(start) {
+            for (i, e) in from_offset(&listing, offset) {
                 let next = i as u64 + 1;
                 if e.name == "." || e.name == ".." {
                     // The kernel does not link `.` and `..` from readdirplus and takes no
@@ -554,6 +552,13 @@ impl FuseAdapter {
             },
         })
     }
+}
+
+/// The entries of a listing from a readdir offset on; the offset given with an entry is its
+/// index + 1, so a continued readdir resumes right after the last entry sent.
+fn from_offset(listing: &Listing, offset: u64) -> impl Iterator<Item = (usize, &Listed)> {
+    let start = usize::try_from(offset).unwrap_or(usize::MAX);
+    listing.entries.iter().enumerate().skip(start)
 }
 
 /// getxattr/listxattr protocol: size 0 asks for the length; too small a buffer is ERANGE.

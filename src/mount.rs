@@ -302,32 +302,33 @@ fn detach() {
     }
 }
 
-/// Blocks SIGTERM and SIGINT in this thread and every thread started after, so that only
-/// the signal thread receives them (through sigwait).
-fn block_stop_signals() {
-    // SAFETY: sigset manipulation on a local set; pthread_sigmask only changes this thread.
+/// The signals that stop the daemon (unmounting first).
+fn stop_signals() -> libc::sigset_t {
+    // SAFETY: sigemptyset/sigaddset initialise and fill a local set.
     unsafe {
         let mut set: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut set);
-        libc::sigaddset(&mut set, libc::SIGTERM);
-        libc::sigaddset(&mut set, libc::SIGINT);
-        libc::sigaddset(&mut set, libc::SIGHUP);
-        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        for sig in [libc::SIGTERM, libc::SIGINT, libc::SIGHUP] {
+            libc::sigaddset(&mut set, sig);
+        }
+        set
     }
 }
 
+/// Blocks the stop signals in this thread and every thread started after, so that only
+/// the signal thread receives them (through sigwait).
+fn block_stop_signals() {
+    let set = stop_signals();
+    // SAFETY: pthread_sigmask with a valid set only changes this thread's mask.
+    unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) };
+}
+
 fn wait_stop_signal() -> i32 {
-    // SAFETY: sigwait on a local set of signals blocked by block_stop_signals.
-    unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        libc::sigaddset(&mut set, libc::SIGTERM);
-        libc::sigaddset(&mut set, libc::SIGINT);
-        libc::sigaddset(&mut set, libc::SIGHUP);
-        let mut sig = 0;
-        libc::sigwait(&set, &mut sig);
-        sig
-    }
+    let set = stop_signals();
+    let mut sig = 0;
+    // SAFETY: sigwait on a valid set of signals blocked by block_stop_signals.
+    unsafe { libc::sigwait(&set, &mut sig) };
+    sig
 }
 
 /// Directory layers keep descriptors open (see `layer::dir`): use all the hard limit allows.

@@ -21,45 +21,9 @@ pub fn unionmount_bin() -> &'static str {
     env!("CARGO_BIN_EXE_unionmount")
 }
 
-/// Whether `mnt` is currently a mount point, and its filesystem type, from
-/// /proc/self/mountinfo (reading it never touches the mount, so a hung daemon cannot hang us).
-pub fn mount_type(mnt: &Path) -> Option<String> {
-    let info = fs::read_to_string("/proc/self/mountinfo").expect("read /proc/self/mountinfo");
-    let want = mnt.as_os_str().as_bytes();
-    let mut found = None;
-    for line in info.lines() {
-        let fields: Vec<&str> = line.split(' ').collect();
-        let Some(sep) = fields.iter().position(|f| *f == "-") else {
-            continue;
-        };
-        if fields.len() < 5 || fields.len() < sep + 2 {
-            continue;
-        }
-        if unescape(fields[4]) == want {
-            // Later lines are mounted on top of earlier ones.
-            found = Some(fields[sep + 1].to_string());
-        }
-    }
-    found
-}
-
-/// mountinfo escapes space, tab, newline and backslash as `\ooo`.
-fn unescape(s: &str) -> Vec<u8> {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'\\' && i + 3 < b.len() && b[i + 1..i + 4].iter().all(u8::is_ascii_digit) {
-            let v = (b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0');
-            out.push(v);
-            i += 4;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    out
-}
+/// The fs type mounted at a path, from /proc/self/mountinfo (reading it never touches the
+/// mount, so a hung daemon cannot hang us); the daemon's own parser.
+pub use unionmount::mount::mount_type;
 
 pub fn is_fuse_mount(mnt: &Path) -> bool {
     mount_type(mnt).is_some_and(|t| t == "fuse" || t.starts_with("fuse."))
