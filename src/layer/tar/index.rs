@@ -10,11 +10,12 @@
 //! Normalisation rules (all decided here, once): `./` prefixes, leading `/` and `.` components
 //! are dropped; paths with `..` are skipped; a later entry for the same path wins, except that a
 //! later directory over a directory only updates its attributes, and a whiteout never hides a
-//! real name of its own layer (OCI image spec, layer.md "Whiteouts"); missing parents are
-//! synthesised (0755, root, mtime 0); entries below a non-directory are skipped.
+//! real name of its own layer (OCI image spec, layer.md "Whiteouts") but makes a directory of
+//! that name opaque; missing parents are synthesised (0755, root, mtime 0); entries below a
+//! non-directory are skipped.
 
 use std::cell::Cell;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::ffi::OsStr;
 use std::io::{self, Read, Seek, SeekFrom};
 use std::os::unix::ffi::OsStrExt;
@@ -22,6 +23,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use super::TarError;
+use super::extension;
 use super::pax::Xattrs;
 use super::record::{self, Problem, Record, What};
 use super::sparse::SparseMap;
@@ -37,6 +39,9 @@ pub(crate) const ROOT: u32 = 0;
 const FLAG_OPAQUE_MARKER: u8 = 1;
 const FLAG_OPAQUE_XATTR: u8 = 2;
 const FLAG_SYNTHETIC: u8 = 4;
+/// A directory whose name this layer also whites out: the whiteout removes the lower object,
+/// and the directory is this layer's own, so nothing below it shows through.
+const FLAG_OPAQUE_WHITEOUT: u8 = 8;
 
 /// One name in the layer, and (unless it is a hard link) the object it names.
 #[derive(Clone, Debug)]
@@ -71,7 +76,7 @@ pub(crate) struct Node {
 
 impl Node {
     pub(crate) fn opaque(&self) -> bool {
-        self.flags & (FLAG_OPAQUE_MARKER | FLAG_OPAQUE_XATTR) != 0
+        self.flags & (FLAG_OPAQUE_MARKER | FLAG_OPAQUE_XATTR | FLAG_OPAQUE_WHITEOUT) != 0
     }
 
     pub(crate) fn mtime(&self) -> Timespec {
@@ -187,14 +192,15 @@ pub(crate) fn build(stream: &dyn Stream, path: &Path) -> Result<TarIndex, TarErr
                 } else if seen == 0 {
                     TarError::NotTar {
                         path: path.to_owned(),
-                        cause: e.to_string(),
+                        cause: header_problem(stream, 0).unwrap_or_else(|| e.to_string()),
                     }
                 } else {
+                    let offset = end.div_ceil(512) * 512;
                     TarError::Corrupt {
                         path: path.to_owned(),
-                        offset: end.div_ceil(512) * 512,
+                        offset,
                         entry: None,
-                        cause: e.to_string(),
+                        cause: header_problem(stream, offset).unwrap_or_else(|| e.to_string()),
                     }
                 });
             }
@@ -237,6 +243,23 @@ pub(crate) fn build(stream: &dyn Stream, path: &Path) -> Result<TarIndex, TarErr
         });
     }
     Ok(tree.finish())
+}
+
+/// Our own words for why the header at `at` is unreadable, where we can tell: the crate's
+/// messages quote the raw field bytes, which for a text file are lines of text.
+fn header_problem(stream: &dyn Stream, at: u64) -> Option<String> {
+    let mut block = [0u8; 512];
+    match stream.read_exact_at(&mut block, at) {
+        Err(_) if at == 0 => Some(format!(
+            "{} bytes, shorter than one tar header",
+            stream.len()
+        )),
+        Err(_) => None,
+        Ok(()) if !extension::checksum_ok(&block) => {
+            Some(format!("bad header checksum at byte {at}"))
+        }
+        Ok(()) => None,
+    }
 }
 
 /// The reader handed to the `tar` crate: buffered reads through the [`Stream`], seeks that cost
@@ -314,6 +337,14 @@ fn components(path: &[u8]) -> Result<Vec<&[u8]>, &'static str> {
     Ok(out)
 }
 
+/// The key of `(parent, name)` in [`Tree::lookup`]: the parent's 4 bytes, then the name.
+fn lookup_key(parent: u32, name: &[u8]) -> Box<[u8]> {
+    let mut key = Vec::with_capacity(4 + name.len());
+    key.extend_from_slice(&parent.to_le_bytes());
+    key.extend_from_slice(name);
+    key.into_boxed_slice()
+}
+
 /// The index while it is being built.
 struct Tree<'p> {
     path: &'p Path,
@@ -322,6 +353,9 @@ struct Tree<'p> {
     extras: Vec<Extra>,
     /// `(parent, name)` → node, keyed by the parent's 4 bytes followed by the name.
     lookup: HashMap<Box<[u8]>, u32>,
+    /// Keys (as in `lookup`) of the names this layer whites out, whether or not a real entry
+    /// of the name also exists; see [`FLAG_OPAQUE_WHITEOUT`].
+    whited_out: HashSet<Box<[u8]>>,
     key: Vec<u8>,
 }
 
@@ -352,6 +386,7 @@ impl<'p> Tree<'p> {
             names: Vec::new(),
             extras: Vec::new(),
             lookup: HashMap::new(),
+            whited_out: HashSet::new(),
             key: Vec::new(),
         }
     }
@@ -379,10 +414,7 @@ impl<'p> Tree<'p> {
     }
 
     fn set(&mut self, parent: u32, name: &[u8], node: u32) {
-        let mut key = Vec::with_capacity(4 + name.len());
-        key.extend_from_slice(&parent.to_le_bytes());
-        key.extend_from_slice(name);
-        self.lookup.insert(key.into_boxed_slice(), node);
+        self.lookup.insert(lookup_key(parent, name), node);
     }
 
     /// Appends bytes to the arena, returning their offset.
@@ -534,7 +566,10 @@ impl<'p> Tree<'p> {
 
     fn insert_whiteout(&mut self, parent: u32, name: &[u8], rec: &Record) -> Result<(), TarError> {
         // A real entry of the same name (earlier or later) wins: whiteouts only hide lower
-        // layers. A second whiteout changes nothing.
+        // layers. If that entry is a directory, it still must not merge with the lower one
+        // the whiteout removed (OCI image spec, layer.md "Whiteouts": applying a layer deletes
+        // the lower object, then creates this layer's entries), so `finish` makes it opaque.
+        self.whited_out.insert(lookup_key(parent, name));
         if self.get(parent, name).is_some() {
             return Ok(());
         }
@@ -650,8 +685,18 @@ impl<'p> Tree<'p> {
             mut names,
             mut extras,
             lookup,
+            whited_out,
             ..
         } = self;
+        // Whatever the name holds at the end is what counts: a directory that replaced the
+        // whiteout, was replaced by it, or was synthesised as a parent over it.
+        for key in &whited_out {
+            if let Some(&idx) = lookup.get(key)
+                && nodes[idx as usize].kind == Kind::Dir
+            {
+                nodes[idx as usize].flags |= FLAG_OPAQUE_WHITEOUT;
+            }
+        }
         let mut children: Vec<u32> = lookup.into_values().collect();
         let name = |n: &Node| &names[n.name_off as usize..(n.name_off + n.name_len) as usize];
         children.sort_unstable_by(|&a, &b| {

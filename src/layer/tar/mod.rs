@@ -1,9 +1,11 @@
 //! Tar layers read in place: a [`TarLayer`] is an index over an uncompressed tar file.
 //!
 //! [`TarLayer::open`] reads the archive once, sequentially, to build the index (`index`,
-//! with one entry decoded at a time by `record` and `pax`); after that every answer comes from
-//! the index, and file data is read with `pread` at the offset the index recorded (`stream`),
-//! through a sparse map where the entry has one (`sparse`). Nothing is ever extracted.
+//! with one entry decoded at a time by `record`, from the extension headers in front of it
+//! re-read by `extension` and their PAX records split by `pax`); after that every answer comes
+//! from the index, and file data is read with `pread` at the offset the index recorded
+//! (`stream`), through a sparse map where the entry has one (`sparse`). Nothing is ever
+//! extracted.
 //!
 //! Attributes: node ids are indexes into the index's node table and `Attr::ino` is the id
 //! plus one, so hard links (which resolve to their target's node) share it and `nlink` counts
@@ -11,6 +13,7 @@
 //! its data chunks only); atime and ctime are the mtime; directories report size 0, as their
 //! tar headers do, and `nlink` = 2 + subdirectories.
 
+mod extension;
 mod index;
 mod pax;
 mod record;
@@ -60,35 +63,58 @@ pub enum TarError {
 
 impl fmt::Display for TarError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Everything printed goes through `one_line`: causes may quote the crate's messages,
+        // which embed raw header bytes, and names come from the archive.
+        let path = |p: &Path| one_line(&p.display().to_string()).into_owned();
         match self {
-            TarError::Io { path, source } => write!(f, "{}: {source}", path.display()),
-            TarError::NotTar { path, cause } => {
-                write!(f, "{}: not a tar archive: {cause}", path.display())
+            TarError::Io { path: p, source } => {
+                write!(f, "{}: {}", path(p), one_line(&source.to_string()))
             }
-            TarError::Truncated { path, at, entry } => {
-                write!(f, "{}: truncated at byte {at}", path.display())?;
+            TarError::NotTar { path: p, cause } => {
+                write!(f, "{}: not a tar archive: {}", path(p), one_line(cause))
+            }
+            TarError::Truncated { path: p, at, entry } => {
+                write!(f, "{}: truncated at byte {at}", path(p))?;
                 match entry {
-                    Some(e) => write!(f, ": the data of `{e}` is incomplete"),
+                    Some(e) => write!(f, ": the data of `{}` is incomplete", one_line(e)),
                     None => Ok(()),
                 }
             }
             TarError::Corrupt {
-                path,
+                path: p,
                 offset,
                 entry,
                 cause,
             } => {
-                write!(f, "{}: corrupt archive at byte {offset}", path.display())?;
+                write!(f, "{}: corrupt archive at byte {offset}", path(p))?;
                 if let Some(e) = entry {
-                    write!(f, " (entry `{e}`)")?;
+                    write!(f, " (entry `{}`)", one_line(e))?;
                 }
-                write!(f, ": {cause}")
+                write!(f, ": {}", one_line(cause))
             }
-            TarError::TooLarge { path, cause } => {
-                write!(f, "{}: too large to index: {cause}", path.display())
+            TarError::TooLarge { path: p, cause } => {
+                write!(f, "{}: too large to index: {}", path(p), one_line(cause))
             }
         }
     }
+}
+
+/// `s` with control characters escaped (`\n` as `\\n`, `\t` as `\\t`, others as `\\xNN`), so
+/// that an error message stays one line whatever the archive holds.
+pub(crate) fn one_line(s: &str) -> std::borrow::Cow<'_, str> {
+    if !s.chars().any(char::is_control) {
+        return s.into();
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            c if c.is_control() => out.push_str(&format!("\\x{:02x}", u32::from(c))),
+            c => out.push(c),
+        }
+    }
+    out.into()
 }
 
 impl std::error::Error for TarError {

@@ -1,22 +1,31 @@
-//! The PAX extended-header records that the `tar` crate leaves to us.
+//! The PAX extended-header records of one entry, split by their length prefix.
 //!
-//! The crate already applies `path`, `linkpath`, `size`, `uid` and `gid` to the entry it yields.
-//! It does not apply `mtime` (which carries nanoseconds), extended attributes
-//! (`SCHILY.xattr.NAME` as GNU tar and Docker write them, `LIBARCHIVE.xattr.NAME` as bsdtar
-//! does) or the `GNU.sparse.*` keys of the PAX sparse formats, so those are collected here.
-
-use tar::PaxExtensions;
+//! POSIX pax ("pax Extended Header") writes each record as `"%d %s=%s\n"`, the decimal length
+//! counting the whole record, so a value may hold any byte, newlines included (an xattr such as
+//! `security.capability` often does). The `tar` crate splits the data on newlines instead, so
+//! the index parses the records itself (`records`) from the raw data that `extension` reads,
+//! and takes from them everything PAX can override: `path`, `linkpath`, `size`, `uid`, `gid`,
+//! `mtime` (with nanoseconds), extended attributes (`SCHILY.xattr.NAME` as GNU tar and Docker
+//! write them, `LIBARCHIVE.xattr.NAME` as bsdtar does) and the `GNU.sparse.*` keys of the PAX
+//! sparse formats.
 
 use crate::layer::Timespec;
 
 /// Extended attributes as (name, value) pairs, in archive order.
 pub(crate) type Xattrs = Vec<(Box<[u8]>, Box<[u8]>)>;
 
+/// One `key=value` record, borrowed from the header's data.
+pub(super) type PaxRecord<'a> = (&'a [u8], &'a [u8]);
+
 /// The records of one entry's PAX header that matter to the index.
 #[derive(Debug, Default)]
 pub(super) struct PaxRecords {
+    pub path: Option<Vec<u8>>,
+    pub linkpath: Option<Vec<u8>>,
+    pub uid: Option<u64>,
+    pub gid: Option<u64>,
     pub mtime: Option<Timespec>,
-    /// `size` as the crate saw it; needed to know how far a GNU sparse entry's data extends.
+    /// The stored size; for a GNU sparse entry, how far its data extends.
     pub size: Option<u64>,
     pub xattrs: Xattrs,
     pub sparse: SparseKeys,
@@ -48,19 +57,66 @@ impl SparseKeys {
     }
 }
 
-/// Collects the records the index needs. A malformed record is an error: the crate itself
-/// would have silently ignored it, and then path and size could disagree with other readers.
-pub(super) fn collect(exts: PaxExtensions<'_>) -> Result<PaxRecords, String> {
+/// Splits PAX data into `(key, value)` records by their length prefix. Anything that is not a
+/// well-formed record is an error: the crate would have skipped it silently, and then path and
+/// size could disagree with other readers. NUL bytes after the last record (padding some
+/// writers leave) end the data.
+pub(super) fn records(data: &[u8]) -> Result<Vec<PaxRecord<'_>>, String> {
+    let mut out = Vec::new();
+    let mut pos = 0;
+    while pos < data.len() {
+        let rest = &data[pos..];
+        if rest.iter().all(|&b| b == 0) {
+            break;
+        }
+        let bad =
+            |why: &str| format!("malformed PAX record at byte {pos} of the extended header: {why}");
+        let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+        if digits == 0 || rest.get(digits) != Some(&b' ') {
+            return Err(bad("the length is not a number followed by a space"));
+        }
+        let len = parse_u64(&rest[..digits])
+            .and_then(|n| usize::try_from(n).ok())
+            .ok_or_else(|| bad("the length is too large"))?;
+        // The shortest record is `"N k=\n"`: the prefix, a one-byte key, `=` and the newline.
+        if len < digits + 4 {
+            return Err(bad("the length is shorter than the record's own prefix"));
+        }
+        if len > rest.len() {
+            return Err(bad("the record runs past the end of the extended header"));
+        }
+        let Some((&b'\n', body)) = rest[digits + 1..len].split_last() else {
+            return Err(bad("the record does not end with a newline"));
+        };
+        let Some(eq) = body.iter().position(|&b| b == b'=') else {
+            return Err(bad("the record has no `=`"));
+        };
+        if eq == 0 {
+            return Err(bad("the record has an empty key"));
+        }
+        out.push((&body[..eq], &body[eq + 1..]));
+        pos += len;
+    }
+    Ok(out)
+}
+
+/// Collects what the index needs from the records of one entry. A later record for the same
+/// key wins; an empty value for a header field means "use the header's own" (POSIX pax, which
+/// lets a record delete an earlier one), so it clears the override.
+pub(super) fn collect(records: &[PaxRecord<'_>]) -> Result<PaxRecords, String> {
     let mut out = PaxRecords::default();
-    for ext in exts {
-        let ext = ext.map_err(|e| format!("malformed PAX record: {e}"))?;
-        let key = ext.key_bytes();
-        let value = ext.value_bytes();
+    for &(key, value) in records {
+        let set = !value.is_empty();
         match key {
-            b"mtime" => {
+            b"path" => out.path = set.then(|| value.to_vec()),
+            b"linkpath" => out.linkpath = set.then(|| value.to_vec()),
+            b"uid" => out.uid = number(set, "uid", value)?,
+            b"gid" => out.gid = number(set, "gid", value)?,
+            b"size" => out.size = number(set, "size", value)?,
+            b"mtime" if set => {
                 out.mtime = Some(parse_time(value).ok_or_else(|| bad_value("mtime", value))?);
             }
-            b"size" => out.size = Some(parse_u64(value).ok_or_else(|| bad_value("size", value))?),
+            b"mtime" => out.mtime = None,
             b"GNU.sparse.major" => out.sparse.major = parse_u64(value),
             b"GNU.sparse.minor" => out.sparse.minor = parse_u64(value),
             b"GNU.sparse.name" => out.sparse.name = Some(value.to_vec()),
@@ -87,6 +143,17 @@ pub(super) fn collect(exts: PaxExtensions<'_>) -> Result<PaxRecords, String> {
         }
     }
     Ok(out)
+}
+
+/// A decimal header-field override, `None` when the value is empty.
+fn number(set: bool, key: &str, value: &[u8]) -> Result<Option<u64>, String> {
+    if set {
+        parse_u64(value)
+            .map(Some)
+            .ok_or_else(|| bad_value(key, value))
+    } else {
+        Ok(None)
+    }
 }
 
 fn bad_value(key: &str, value: &[u8]) -> String {

@@ -6,8 +6,9 @@
 
 use std::io::Read;
 
-use tar::Entry;
+use tar::{Entry, PaxExtensions};
 
+use super::extension;
 use super::pax::{self, PaxRecords, Xattrs};
 use super::sparse::{self, SparseMap};
 use super::stream::Stream;
@@ -62,15 +63,18 @@ impl From<std::io::Error> for Problem {
     }
 }
 
-/// Decodes `entry`. `end` is set to the stream offset just past the entry's data (before
-/// padding), whether or not the entry is taken. `Ok(None)` means "nothing to index" (global
-/// PAX headers, volume labels).
+/// Decodes `entry`. On the way in, `end` is the stream offset just past the previous entry's
+/// data (0 before the first); it is set to the same for this entry, whether or not the entry
+/// is taken. `Ok(None)` means "nothing to index" (global PAX headers, volume labels).
 pub(super) fn decode<R: Read>(
     entry: &mut Entry<'_, R>,
     stream: &dyn Stream,
     end: &mut u64,
 ) -> Result<Option<Record>, Problem> {
     let len = stream.len();
+    // The extension headers the crate consumed for this entry start where the previous
+    // entry's data ends, rounded up to a block.
+    let ext_start = end.div_ceil(512) * 512;
     let type_byte = entry.header().entry_type().as_byte();
     let file_pos = entry.raw_file_position();
     let within = |from: u64, n: u64| -> Result<u64, Problem> {
@@ -86,11 +90,48 @@ pub(super) fn decode<R: Read>(
         *end = within(file_pos, entry.size())?;
         return Ok(None);
     }
+    // Extension headers reach us as entries only when the crate did not take them as such
+    // (pre-POSIX magic); then they describe nothing, and their data is no PAX data of ours.
+    if matches!(type_byte, b'x' | b'L' | b'K') {
+        *end = within(file_pos, entry.size())?;
+        return Err(Problem::Skip(format!(
+            "stray extension header of type {:?}",
+            char::from(type_byte)
+        )));
+    }
 
-    let pax = match entry.pax_extensions()? {
-        Some(exts) => pax::collect(exts).map_err(Problem::Corrupt)?,
+    let ext_end = entry.raw_header_position();
+    let ext = if ext_start < ext_end {
+        extension::read(stream, ext_start, ext_end).map_err(Problem::Corrupt)?
+    } else {
+        extension::Extensions::default()
+    };
+    let pax = match &ext.pax {
+        Some(data) => pax::records(data)
+            .and_then(|r| pax::collect(&r))
+            .map_err(Problem::Corrupt)?,
         None => PaxRecords::default(),
     };
+    // The crate found this entry's data, and the next header, with the size its own reading of
+    // the PAX records gave; if ours differs (a `size` record after a value with a newline),
+    // its walk is off from here on, so refuse rather than index the wrong bytes.
+    let crate_view = entry.pax_extensions()?.map(crate_pax_size);
+    if crate_view.is_some() != ext.pax.is_some() {
+        return Err(Problem::Corrupt(
+            "the PAX header in front of the entry was not found where expected".into(),
+        ));
+    }
+    if let Some(seen) = crate_view
+        && seen != pax.size
+    {
+        let show = |s: Option<u64>| s.map_or_else(|| "none".to_string(), |s| s.to_string());
+        return Err(Problem::Corrupt(format!(
+            "the PAX size records say {} but the tar reader read {}; refusing to guess where \
+             the next header is",
+            show(pax.size),
+            show(seen)
+        )));
+    }
     let header = entry.header();
     let gnu_sparse = type_byte == b'S';
     // For type `S` the crate reports the real size; the stored size is the header's (or PAX's).
@@ -101,12 +142,23 @@ pub(super) fn decode<R: Read>(
     };
     *end = within(file_pos, stored)?;
 
+    // Path and link target: a GNU long-name header first (as the crate applies it), then our
+    // own PAX records, then the header. Never the crate's PAX view: it splits records on
+    // newlines, so a value holding `\n13 path=evil\n` would read as a `path` record.
     let pax_sparse = pax.sparse.any() && !gnu_sparse;
     let path = match (&pax.sparse.name, pax_sparse) {
         (Some(name), true) => name.clone(),
-        _ => entry.path_bytes().into_owned(),
+        _ if ext.long_name => entry.path_bytes().into_owned(),
+        _ => match &pax.path {
+            Some(p) => p.clone(),
+            None => header.path_bytes().into_owned(),
+        },
     };
-    let link = entry.link_name_bytes().map(|l| l.into_owned());
+    let link = match (ext.long_link, &pax.linkpath) {
+        (true, _) => entry.link_name_bytes().map(|l| l.into_owned()),
+        (false, Some(l)) => Some(l.clone()),
+        (false, None) => header.link_name_bytes().map(|l| l.into_owned()),
+    };
 
     let what = match type_byte {
         b'0' | 0 | b'7' if path.ends_with(b"/") => What::Object(Kind::Dir),
@@ -144,10 +196,20 @@ pub(super) fn decode<R: Read>(
 
     let raw = header.as_old();
     let perm = (or_blank(header.mode().map(u64::from), &raw.mode)? & 0o7777) as u16;
-    let uid = u32::try_from(or_blank(header.uid(), &raw.uid)?)
-        .map_err(|_| Problem::Skip("uid does not fit in 32 bits".into()))?;
-    let gid = u32::try_from(or_blank(header.gid(), &raw.gid)?)
-        .map_err(|_| Problem::Skip("gid does not fit in 32 bits".into()))?;
+    // The crate may have put PAX `uid`/`gid` into the header, but stops at the first record it
+    // cannot split, so ours come first.
+    let uid = match pax.uid {
+        Some(v) => v,
+        None => or_blank(header.uid(), &raw.uid)?,
+    };
+    let gid = match pax.gid {
+        Some(v) => v,
+        None => or_blank(header.gid(), &raw.gid)?,
+    };
+    let uid =
+        u32::try_from(uid).map_err(|_| Problem::Skip("uid does not fit in 32 bits".into()))?;
+    let gid =
+        u32::try_from(gid).map_err(|_| Problem::Skip("gid does not fit in 32 bits".into()))?;
     let mtime = match pax.mtime {
         Some(t) => t,
         None => Timespec {
@@ -206,6 +268,18 @@ pub(super) fn decode<R: Read>(
         xattrs: pax.xattrs,
         sparse: map,
     }))
+}
+
+/// The PAX `size` as the crate reads it (tar 0.4, `pax_extensions_value`): the first `size`
+/// record before the first line its newline split cannot parse.
+fn crate_pax_size(exts: PaxExtensions<'_>) -> Option<u64> {
+    for ext in exts {
+        let ext = ext.ok()?;
+        if ext.key_bytes() == b"size" {
+            return ext.value().ok()?.parse().ok();
+        }
+    }
+    None
 }
 
 /// A numeric header field, where a field left blank (all NUL or spaces, as some writers leave

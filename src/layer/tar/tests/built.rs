@@ -294,3 +294,55 @@ fn unknown_node_ids_are_errors() {
         None
     );
 }
+
+#[test]
+fn whiteout_and_directory_of_one_name_make_it_opaque() {
+    // OCI layer.md "Whiteouts": the whiteout removes the lower object, this layer's own
+    // entries stay, so a directory of the whited-out name must not merge with lower layers.
+    let mut t = Tb::new();
+    t.file(".wh.before", "") // whiteout, then a child (the directory is synthesised)
+        .file("before/new", "new")
+        .file("after/new", "new") // child, then the whiteout
+        .file(".wh.after", "")
+        .file(".wh.explicit", "") // whiteout, then a directory entry
+        .dir("explicit", 0o700)
+        .dir("dirfirst", 0o700) // directory entry, then the whiteout
+        .file(".wh.dirfirst", "")
+        .file("nested/.wh.sub", "")
+        .file("nested/sub/deeper/x", "x")
+        .dev(EntryType::Char, "ovl", 0, 0) // overlay whiteout, then a child
+        .file("ovl/new", "new")
+        .dir("ovl2", 0o755) // directory, then an overlay whiteout
+        .dev(EntryType::Char, "ovl2", 0, 0)
+        .file(".wh.file", "") // a non-directory needs nothing extra
+        .file("file", "f")
+        .file(".wh.redone", "") // a directory, replaced by a file, then a directory again
+        .dir("redone", 0o755)
+        .file("redone", "f")
+        .dir("redone", 0o755)
+        .file("plain/new", "new");
+    let (_dir, l) = t.open();
+    for d in [
+        "before",
+        "after",
+        "explicit",
+        "dirfirst",
+        "nested/sub",
+        "ovl",
+        "ovl2",
+        "redone",
+    ] {
+        let e = must(&l, d);
+        assert_eq!(e.attr.kind, Kind::Dir, "{d}");
+        assert!(e.opaque, "{d} should be opaque");
+    }
+    for d in ["nested", "nested/sub/deeper", "plain"] {
+        assert!(!must(&l, d).opaque, "{d} should not be opaque");
+    }
+    assert_eq!(names(&l, "before"), ["new"]);
+    assert_eq!(names(&l, "after"), ["new"]);
+    assert_eq!(names(&l, "ovl"), ["new"]);
+    assert_eq!(must(&l, "explicit").attr.perm, 0o700);
+    assert_eq!(read(&l, "file"), b"f");
+    assert!(!must(&l, "file").opaque);
+}

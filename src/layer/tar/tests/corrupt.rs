@@ -149,3 +149,37 @@ fn random_corruption_never_panics() {
         }
     }
 }
+
+#[test]
+fn errors_are_one_line() {
+    let text = "this is a text file, not a tar archive\n".repeat(40);
+    let e = open_bytes(text.as_bytes()).unwrap_err().to_string();
+    assert!(
+        e.ends_with("x.tar: not a tar archive: bad header checksum at byte 0"),
+        "{e}"
+    );
+    let e = open_bytes(b"short").unwrap_err().to_string();
+    assert!(
+        e.ends_with("x.tar: not a tar archive: 5 bytes, shorter than one tar header"),
+        "{e}"
+    );
+
+    // A later header whose checksum field is text: our words, not the field's bytes.
+    let mut bytes = sample_archive();
+    let dir_d = 1024 + 512 + 1024; // after the PAX block and `a` with its 1000 bytes
+    bytes[dir_d + 148..dir_d + 156].copy_from_slice(b"ab\ncd\nef");
+    let e = open_bytes(&bytes).unwrap_err().to_string();
+    assert!(e.contains("bad header checksum at byte 2560"), "{e}");
+    assert!(!e.contains('\n'), "{e}");
+
+    // Names and causes from the archive are escaped.
+    let mut t = Tb::new();
+    t.raw(EntryType::XHeader, b"pax", b"9 k=v\n\x1b\n", |_| {});
+    t.file("bad\nname\t\x07", "x");
+    let e = open_bytes(&t.bytes()).unwrap_err().to_string();
+    assert!(!e.contains('\n') && !e.contains('\x07'), "{e}");
+    assert!(e.contains("(entry `bad\\nname\\t\\x07`)"), "{e}");
+
+    assert_eq!(one_line("plain"), "plain");
+    assert_eq!(one_line("a\nb\r\x7f\u{85}é"), "a\\nb\\x0d\\x7f\\x85é");
+}

@@ -6,6 +6,7 @@
 mod built;
 mod corrupt;
 mod gnu;
+mod pax;
 
 use std::ffi::OsStr;
 use std::fs;
