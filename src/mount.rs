@@ -20,7 +20,8 @@ use fuser::{Config, MountOption, Session, SessionACL};
 use log::{info, warn};
 
 use crate::fuse::FuseAdapter;
-use crate::layer::{self, Layer};
+use crate::layer::blob::LayerSource;
+use crate::layer::{self, Layer, LayerOptions};
 use crate::union::Union;
 
 /// The file system type shown in /proc/mounts is `fuse.unionmount`.
@@ -29,8 +30,9 @@ pub const FS_TYPE: &str = "unionmount";
 /// Everything needed to mount, validated.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MountConfig {
-    /// Layer paths, topmost first.
-    pub layers: Vec<PathBuf>,
+    /// Layers, topmost first.
+    pub layers: Vec<LayerSource>,
+    pub layer_options: LayerOptions,
     pub mountpoint: PathBuf,
     pub foreground: bool,
     /// The `fsname` shown as the source in /proc/mounts.
@@ -134,10 +136,10 @@ fn check_mountpoint(path: &Path) -> Result<PathBuf, MountError> {
 }
 
 /// Opens the layers (topmost first) and builds the union.
-pub fn build_union(layers: &[PathBuf]) -> Result<Union, MountError> {
+pub fn build_union(layers: &[LayerSource], options: &LayerOptions) -> Result<Union, MountError> {
     let mut opened: Vec<Arc<dyn Layer>> = Vec::with_capacity(layers.len());
-    for path in layers {
-        let layer = layer::open(path).map_err(MountError::Layer)?;
+    for source in layers {
+        let layer = layer::open(source, options).map_err(MountError::Layer)?;
         opened.push(layer);
     }
     Union::new(opened).map_err(|e| MountError::Daemon(e.to_string()))
@@ -194,7 +196,7 @@ pub fn run(cfg: &MountConfig) -> Result<(), MountError> {
         ));
     }
     raise_fd_limit();
-    let union = build_union(&cfg.layers)?;
+    let union = build_union(&cfg.layers, &cfg.layer_options)?;
     let session = Session::new(FuseAdapter::new(union), &mountpoint, &fuse_config(cfg))
         .map_err(|e| MountError::Mount(mountpoint.clone(), e))?;
     info!(

@@ -9,6 +9,8 @@
 use std::path::PathBuf;
 
 use super::CliError;
+use crate::layer::LayerOptions;
+use crate::layer::blob::LayerSource;
 use crate::mount::{MountConfig, MountFlag};
 
 /// Splits `s` at unescaped `sep`, removing the escaping backslashes of `sep` and `\\`.
@@ -60,7 +62,7 @@ pub fn parse(
     foreground: bool,
 ) -> Result<MountConfig, CliError> {
     let usage = |m: String| CliError::Usage(m);
-    let mut lower: Option<Vec<PathBuf>> = None;
+    let mut lower: Option<Vec<LayerSource>> = None;
     let mut fsname = "unionmount".to_string();
     let mut flags = Vec::new();
     let mut allow_other = rustix::process::geteuid().is_root();
@@ -79,7 +81,7 @@ pub fn parse(
                 if dirs.iter().any(|d| d.as_os_str().is_empty()) {
                     return Err(usage(format!("lowerdir={v}: empty layer path")));
                 }
-                lower = Some(dirs);
+                lower = Some(dirs.into_iter().map(LayerSource::Path).collect());
             }
             ("upperdir" | "workdir", Some(_)) => {
                 return Err(usage(format!(
@@ -111,6 +113,7 @@ pub fn parse(
     };
     Ok(MountConfig {
         layers,
+        layer_options: LayerOptions::default(),
         mountpoint,
         foreground,
         fsname,
@@ -131,8 +134,17 @@ mod tests {
     #[test]
     fn lowerdir_is_top_first_and_empty_options_are_ignored() {
         let c = p(&["lowerdir=/a:/b\\:c:/d,,noatime"]).unwrap();
+        let paths = |c: &MountConfig| -> Vec<PathBuf> {
+            c.layers
+                .iter()
+                .map(|l| match l {
+                    LayerSource::Path(p) => p.clone(),
+                    LayerSource::Blob(_) => panic!("-o gives paths"),
+                })
+                .collect()
+        };
         assert_eq!(
-            c.layers,
+            paths(&c),
             vec![
                 PathBuf::from("/a"),
                 PathBuf::from("/b:c"),
@@ -141,7 +153,7 @@ mod tests {
         );
         assert_eq!(c.flags, vec![MountFlag::NoAtime]);
         let c = p(&["lowerdir=/x\\,y", "nodev"]).unwrap();
-        assert_eq!(c.layers, vec![PathBuf::from("/x,y")]);
+        assert_eq!(paths(&c), vec![PathBuf::from("/x,y")]);
     }
 
     #[test]

@@ -5,6 +5,8 @@ use std::path::PathBuf;
 use clap::Args;
 
 use super::CliError;
+use crate::layer::LayerOptions;
+use crate::layer::blob::LayerSource;
 use crate::mount::MountConfig;
 
 #[derive(Debug, Args)]
@@ -28,11 +30,16 @@ pub struct MountArgs {
 }
 
 pub fn run(args: MountArgs) -> Result<(), CliError> {
-    let mut layers = args.layers;
     // Users list layers bottom first, like image manifests; the union wants top first.
-    layers.reverse();
+    let layers = args
+        .layers
+        .into_iter()
+        .rev()
+        .map(LayerSource::Path)
+        .collect();
     let config = MountConfig {
         layers,
+        layer_options: LayerOptions::default(),
         mountpoint: args.mountpoint,
         foreground: args.foreground,
         fsname: "unionmount".into(),

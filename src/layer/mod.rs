@@ -6,13 +6,13 @@
 //! everything below it. Whiteout *markers* (`.wh.NAME`, `.wh..wh..opq`) are never returned as
 //! names of their own.
 
+pub mod blob;
 pub mod dir;
 pub mod tar;
 pub mod whiteout;
 
 use std::ffi::{OsStr, OsString};
 use std::io;
-use std::path::Path;
 use std::sync::Arc;
 
 /// A layer-local handle of one object. Meaningful only to the layer that returned it.
@@ -136,9 +136,36 @@ pub trait Layer: Send + Sync {
     fn statfs(&self) -> io::Result<FsStats>;
 }
 
-/// Opens a layer of the kind `path` is: a directory is an extracted layer, a regular file a
-/// tar archive read in place. The error is one line naming the path and the cause.
-pub fn open(path: &Path) -> Result<Arc<dyn Layer>, String> {
+/// How layers are opened: where tar indexes are kept between mounts, and how much
+/// decompressed data compressed layers may cache in memory.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LayerOptions {
+    /// Directory of saved tar-layer indexes; `None` builds every index afresh.
+    pub index_cache: Option<std::path::PathBuf>,
+    /// Bytes of decompressed chunks kept per mount (an LRU shared by compressed layers).
+    pub chunk_cache_bytes: usize,
+}
+
+impl Default for LayerOptions {
+    fn default() -> Self {
+        LayerOptions {
+            index_cache: None,
+            chunk_cache_bytes: 64 << 20,
+        }
+    }
+}
+
+/// Opens one layer. A directory is an extracted layer; a regular file a tar archive (plain or
+/// compressed) read in place; a blob a tar stored in an image. The error is one line naming
+/// the layer and the cause.
+pub fn open(source: &blob::LayerSource, options: &LayerOptions) -> Result<Arc<dyn Layer>, String> {
+    let path = match source {
+        blob::LayerSource::Blob(b) => {
+            let layer = tar::TarLayer::open_blob(b, options).map_err(|e| e.to_string())?;
+            return Ok(Arc::new(layer));
+        }
+        blob::LayerSource::Path(p) => p.as_path(),
+    };
     let named = |cause: &dyn std::fmt::Display| format!("{}: {cause}", path.display());
     let meta = std::fs::metadata(path).map_err(|e| match e.kind() {
         io::ErrorKind::NotFound => named(&"does not exist"),
@@ -149,7 +176,16 @@ pub fn open(path: &Path) -> Result<Arc<dyn Layer>, String> {
         Ok(Arc::new(layer))
     } else if meta.is_file() {
         // TarError names the file itself.
-        let layer = tar::TarLayer::open(path).map_err(|e| e.to_string())?;
+        let blob = blob::BlobRef {
+            path: path.to_path_buf(),
+            offset: 0,
+            len: meta.len(),
+            compression: blob::Compression::Detect,
+            digest: None,
+            diff_id: None,
+            image: None,
+        };
+        let layer = tar::TarLayer::open_blob(&blob, options).map_err(|e| e.to_string())?;
         Ok(Arc::new(layer))
     } else {
         Err(named(&"neither a directory nor a tar file"))

@@ -162,6 +162,24 @@ impl TarLayer {
         })
     }
 
+    /// Opens a layer blob (a byte range of a file, maybe compressed) and indexes it.
+    // Only whole uncompressed files so far; compressed streams, byte ranges, digest checks and
+    // saved indexes come with the image-layer work.
+    pub fn open_blob(
+        blob: &crate::layer::blob::BlobRef,
+        _options: &crate::layer::LayerOptions,
+    ) -> Result<TarLayer, TarError> {
+        use crate::layer::blob::Compression;
+        if blob.offset != 0 || !matches!(blob.compression, Compression::None | Compression::Detect)
+        {
+            return Err(TarError::NotTar {
+                path: blob.path.clone(),
+                cause: "compressed layers and archive members are not supported yet".into(),
+            });
+        }
+        TarLayer::open(&blob.path)
+    }
+
     /// Number of nodes in the index (names, objects, synthesised directories, whiteouts).
     pub fn node_count(&self) -> usize {
         self.index.len()
