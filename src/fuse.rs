@@ -66,12 +66,17 @@ fn file_type(kind: Kind) -> FileType {
     }
 }
 
+/// A layer time as `SystemTime`. Tar headers may hold any 64-bit time; one that `SystemTime`
+/// cannot represent is clamped to the epoch rather than allowed to panic the daemon.
 fn system_time(t: Timespec) -> SystemTime {
-    if t.sec >= 0 {
-        UNIX_EPOCH + Duration::new(t.sec as u64, t.nsec)
+    let nanos = Duration::from_nanos(u64::from(t.nsec.min(999_999_999)));
+    let time = if t.sec >= 0 {
+        UNIX_EPOCH.checked_add(Duration::from_secs(t.sec as u64))
     } else {
-        UNIX_EPOCH - Duration::from_secs(t.sec.unsigned_abs()) + Duration::from_nanos(t.nsec as u64)
-    }
+        UNIX_EPOCH.checked_sub(Duration::from_secs(t.sec.unsigned_abs()))
+    };
+    time.and_then(|t| t.checked_add(nanos))
+        .unwrap_or(UNIX_EPOCH)
 }
 
 /// The 32-bit `rdev` FUSE carries: the kernel decodes it with `new_decode_dev`.
@@ -569,5 +574,27 @@ fn reply_xattr(reply: ReplyXattr, size: u32, value: &[u8]) {
         reply.error(Errno::ERANGE);
     } else {
         reply.data(value);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn extreme_times_do_not_panic() {
+        for sec in [i64::MAX, i64::MIN, -1, 0, 1_700_000_000] {
+            let _ = system_time(Timespec {
+                sec,
+                nsec: 999_999_999,
+            });
+        }
+        assert_eq!(
+            system_time(Timespec {
+                sec: -1,
+                nsec: 500_000_000
+            }),
+            UNIX_EPOCH - Duration::from_millis(500)
+        );
     }
 }

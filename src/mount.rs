@@ -70,7 +70,7 @@ pub enum MountError {
 impl fmt::Display for MountError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            MountError::Layer(e) => write!(f, "layer {e}"),
+            MountError::Layer(e) => f.write_str(e),
             MountError::Mountpoint(p, e) => write!(f, "mountpoint {}: {e}", p.display()),
             MountError::Mount(p, e) => write!(f, "cannot mount on {}: {e}", p.display()),
             MountError::Daemon(e) => write!(f, "daemon: {e}"),

@@ -12,6 +12,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
+use crate::image::ImageError;
 use crate::mount::MountError;
 
 #[derive(Debug, Parser)]
@@ -41,7 +42,12 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Mount layers (bottom first: the last --layer is on top) on MOUNTPOINT.
+    /// Mount an image (oci:DIR[:TAG], docker-archive:FILE[:NAME:TAG]), or layers (bottom
+    /// first: the last --layer is on top), on MOUNTPOINT.
+    #[command(
+        override_usage = "unionmount mount [OPTIONS] IMAGE MOUNTPOINT\n       \
+                                unionmount mount [OPTIONS] --layer PATH... MOUNTPOINT"
+    )]
     Mount(mount::MountArgs),
     /// Unmount a unionmount mount; the daemon serving it exits by itself.
     Umount(umount::UmountArgs),
@@ -52,6 +58,7 @@ pub enum Command {
 pub enum CliError {
     /// Wrong words: exit code 2 like clap's own usage errors.
     Usage(String),
+    Image(ImageError),
     Mount(MountError),
 }
 
@@ -59,6 +66,7 @@ impl fmt::Display for CliError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             CliError::Usage(m) => f.write_str(m),
+            CliError::Image(e) => e.fmt(f),
             CliError::Mount(e) => e.fmt(f),
         }
     }
@@ -72,11 +80,22 @@ impl From<MountError> for CliError {
     }
 }
 
+impl From<ImageError> for CliError {
+    fn from(e: ImageError) -> Self {
+        CliError::Image(e)
+    }
+}
+
 impl CliError {
     pub fn exit_code(&self) -> i32 {
         match self {
             CliError::Usage(_) => 2,
-            CliError::Mount(_) => 1,
+            // A malformed reference is a wrong word, like clap's usage errors.
+            CliError::Image(ImageError {
+                cause: crate::image::Cause::Reference(_),
+                ..
+            }) => 2,
+            CliError::Image(_) | CliError::Mount(_) => 1,
         }
     }
 }
@@ -89,7 +108,8 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         None => {
             if cli.options.is_empty() {
                 return Err(CliError::Usage(
-                    "nothing to do: use `unionmount mount --layer DIR MOUNTPOINT` or \
+                    "nothing to do: use `unionmount mount IMAGE MOUNTPOINT`, \
+                     `unionmount mount --layer DIR MOUNTPOINT` or \
                      `unionmount -o lowerdir=TOP:BOTTOM MOUNTPOINT` (see --help)"
                         .into(),
                 ));

@@ -1,19 +1,44 @@
-//! `unionmount mount --layer PATH... MOUNTPOINT`.
+//! `unionmount mount IMAGE MOUNTPOINT` and `unionmount mount --layer PATH... MOUNTPOINT`.
 
 use std::path::PathBuf;
 
 use clap::Args;
 
 use super::CliError;
+use crate::image::platform::Platform;
 use crate::layer::LayerOptions;
 use crate::layer::blob::LayerSource;
+use crate::layer::tar::IndexCache;
 use crate::mount::MountConfig;
 
 #[derive(Debug, Args)]
 pub struct MountArgs {
+    /// IMAGE MOUNTPOINT, or MOUNTPOINT alone with --layer. IMAGE is oci:DIR[:TAG],
+    /// oci:DIR@sha256:DIGEST or docker-archive:FILE[:NAME:TAG]; MOUNTPOINT is where to mount.
+    // One list rather than two positionals, so that options may come between them.
+    #[arg(value_name = "IMAGE|MOUNTPOINT", num_args = 1..=2, required = true)]
+    pub targets: Vec<std::ffi::OsString>,
+
     /// A layer: an extracted directory or a tar file. Repeat it, bottom layer first.
-    #[arg(long = "layer", value_name = "PATH", required = true)]
+    #[arg(long = "layer", value_name = "PATH")]
     pub layers: Vec<PathBuf>,
+
+    /// With IMAGE: the platform to take from a multi-platform image (default: this machine).
+    #[arg(long = "platform", value_name = "OS/ARCH[/VARIANT]")]
+    pub platform: Option<String>,
+
+    /// Mount read-only (the only mode for now; a writable upper comes later).
+    #[arg(long = "read-only")]
+    pub read_only: bool,
+
+    /// Keep tar-layer indexes in DIR between mounts (default: indexes/ under the store
+    /// root, $UNIONMOUNT_ROOT or /var/lib/unionmount as root, else ~/.cache/unionmount).
+    #[arg(long = "cache", value_name = "DIR", conflicts_with = "no_cache")]
+    pub cache: Option<PathBuf>,
+
+    /// Index tar layers afresh and keep nothing on disk.
+    #[arg(long = "no-cache")]
+    pub no_cache: bool,
 
     /// Stay in the foreground instead of daemonising.
     #[arg(short = 'f', long = "foreground")]
@@ -23,24 +48,74 @@ pub struct MountArgs {
     /// usual permission checks).
     #[arg(long = "private")]
     pub private: bool,
+}
 
-    /// Where to mount.
-    #[arg(value_name = "MOUNTPOINT")]
-    pub mountpoint: PathBuf,
+/// The layers to stack, topmost first, from an image reference or the `--layer` list.
+fn layers(args: &MountArgs, image: Option<&str>) -> Result<Vec<LayerSource>, CliError> {
+    match (image, args.layers.is_empty()) {
+        (Some(_), false) => Err(CliError::Usage(
+            "give either an IMAGE or --layer PATH..., not both".into(),
+        )),
+        (None, true) => Err(CliError::Usage(
+            "nothing to mount: give an IMAGE (oci:DIR[:TAG], docker-archive:FILE[:NAME:TAG]) \
+             or --layer PATH..."
+                .into(),
+        )),
+        (None, false) => {
+            if args.platform.is_some() {
+                return Err(CliError::Usage(
+                    "--platform applies to an IMAGE only".into(),
+                ));
+            }
+            // Users list layers bottom first, like image manifests; the union wants top first.
+            Ok(args
+                .layers
+                .iter()
+                .rev()
+                .cloned()
+                .map(LayerSource::Path)
+                .collect())
+        }
+        (Some(image), true) => {
+            let platform = match &args.platform {
+                Some(p) => Some(Platform::parse(p).map_err(CliError::Usage)?),
+                None => None,
+            };
+            let image = crate::image::resolve_str(image, platform.as_ref())?;
+            Ok(image.layers)
+        }
+    }
 }
 
 pub fn run(args: MountArgs) -> Result<(), CliError> {
-    // Users list layers bottom first, like image manifests; the union wants top first.
-    let layers = args
-        .layers
-        .into_iter()
-        .rev()
-        .map(LayerSource::Path)
-        .collect();
+    let (image, mountpoint) = match args.targets.as_slice() {
+        [mountpoint] => (None, PathBuf::from(mountpoint)),
+        [image, mountpoint] => {
+            let image = image.to_str().ok_or_else(|| {
+                CliError::Usage(format!("image reference {image:?} is not UTF-8"))
+            })?;
+            (Some(image.to_string()), PathBuf::from(mountpoint))
+        }
+        _ => {
+            return Err(CliError::Usage(
+                "want IMAGE MOUNTPOINT, or --layer PATH... MOUNTPOINT".into(),
+            ));
+        }
+    };
+    let layers = layers(&args, image.as_deref())?;
+    let index_cache = match (args.no_cache, args.cache) {
+        (true, _) => None,
+        (false, Some(dir)) => Some(dir),
+        (false, None) => Some(IndexCache::default_dir()),
+    };
+    let layer_options = LayerOptions {
+        index_cache,
+        ..LayerOptions::default()
+    };
     let config = MountConfig {
         layers,
-        layer_options: LayerOptions::default(),
-        mountpoint: args.mountpoint,
+        layer_options,
+        mountpoint,
         foreground: args.foreground,
         fsname: "unionmount".into(),
         flags: Vec::new(),

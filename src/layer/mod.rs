@@ -161,12 +161,16 @@ impl Default for LayerOptions {
 pub fn open(source: &blob::LayerSource, options: &LayerOptions) -> Result<Arc<dyn Layer>, String> {
     let path = match source {
         blob::LayerSource::Blob(b) => {
-            let layer = tar::TarLayer::open_blob(b, options).map_err(|e| e.to_string())?;
+            // A digest error already names the image and the layer; others name the file.
+            let layer = tar::TarLayer::open_blob(b, options).map_err(|e| match e.to_string() {
+                m if m.starts_with("image ") => m,
+                m => format!("layer {m}"),
+            })?;
             return Ok(Arc::new(layer));
         }
         blob::LayerSource::Path(p) => p.as_path(),
     };
-    let named = |cause: &dyn std::fmt::Display| format!("{}: {cause}", path.display());
+    let named = |cause: &dyn std::fmt::Display| format!("layer {}: {cause}", path.display());
     let meta = std::fs::metadata(path).map_err(|e| match e.kind() {
         io::ErrorKind::NotFound => named(&"does not exist"),
         _ => named(&e),
@@ -185,7 +189,7 @@ pub fn open(source: &blob::LayerSource, options: &LayerOptions) -> Result<Arc<dy
             diff_id: None,
             image: None,
         };
-        let layer = tar::TarLayer::open_blob(&blob, options).map_err(|e| e.to_string())?;
+        let layer = tar::TarLayer::open_blob(&blob, options).map_err(|e| format!("layer {e}"))?;
         Ok(Arc::new(layer))
     } else {
         Err(named(&"neither a directory nor a tar file"))

@@ -4,10 +4,13 @@
 //! Each integration test binary includes this module and uses only part of it.
 #![allow(dead_code)]
 
+pub mod image;
 pub mod layers;
 pub mod mount;
 pub mod snapshot;
 
+#[allow(unused_imports)]
+pub use image::*;
 #[allow(unused_imports)]
 pub use layers::*;
 #[allow(unused_imports)]

@@ -89,6 +89,15 @@ impl UnionMount {
         Self::start(&args, mnt)
     }
 
+    /// `unionmount mount -f [EXTRA...] IMAGE MNT` for an image reference (oci:, docker-archive:).
+    pub fn image(reference: &str, extra: &[&str], mnt: &Path) -> Self {
+        let mut args: Vec<OsString> = vec!["mount".into(), "-f".into()];
+        args.extend(extra.iter().map(OsString::from));
+        args.push(reference.into());
+        args.push(mnt.as_os_str().to_owned());
+        Self::start(&args, mnt)
+    }
+
     /// `unionmount -f -o lowerdir=TOP:...:BOTTOM MNT`, given the layers bottom first.
     pub fn lowerdir<P: AsRef<Path>>(layers: &[P], mnt: &Path) -> Self {
         let opt = format!("lowerdir={}", lowerdir_value(layers));

@@ -13,12 +13,20 @@
 //! its data chunks only); atime and ctime are the mtime; directories report size 0, as their
 //! tar headers do, and `nlink` = 2 + subdirectories.
 
+mod chunk_cache;
+mod codec;
 mod extension;
+mod forward;
+mod gzip;
 mod index;
 mod pax;
+mod persist;
 mod record;
+mod source;
 mod sparse;
 mod stream;
+mod zlib;
+mod zstd;
 
 #[cfg(test)]
 mod tests;
@@ -31,9 +39,13 @@ use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+pub use self::persist::IndexCache;
+
 use self::index::{Node, TarIndex};
+pub(crate) use self::source::StreamState;
 use self::sparse::SparseMap;
 use self::stream::{PlainTar, Stream};
+use crate::layer::blob::{BlobRef, Digest};
 use crate::layer::{Attr, DirEntry, Entry, FileData, FsStats, Kind, Layer, NodeId};
 
 /// Why a tar layer could not be opened. The message names the tar file and the cause.
@@ -59,6 +71,23 @@ pub enum TarError {
     },
     /// The archive has more entries or name bytes than the index can address.
     TooLarge { path: PathBuf, cause: String },
+    /// The compressed stream is corrupt or truncated (or the blob could not be read while
+    /// decompressing it).
+    Decompress { path: PathBuf, cause: String },
+    /// The blob's stored bytes do not hash to the digest the image names it by.
+    DigestMismatch {
+        image: Option<String>,
+        layer: Digest,
+        found: Digest,
+    },
+    /// The uncompressed tar does not hash to the image config's `rootfs.diff_ids` entry.
+    DiffIdMismatch {
+        image: Option<String>,
+        /// The layer's digest, or its path when it has none.
+        layer: String,
+        expected: Digest,
+        found: Digest,
+    },
 }
 
 impl fmt::Display for TarError {
@@ -95,7 +124,42 @@ impl fmt::Display for TarError {
             TarError::TooLarge { path: p, cause } => {
                 write!(f, "{}: too large to index: {}", path(p), one_line(cause))
             }
+            TarError::Decompress { path: p, cause } => {
+                write!(f, "{}: cannot decompress: {}", path(p), one_line(cause))
+            }
+            TarError::DigestMismatch {
+                image,
+                layer,
+                found,
+            } => {
+                write_image(f, image)?;
+                write!(
+                    f,
+                    "layer {layer}: content does not match its digest (found {found})"
+                )
+            }
+            TarError::DiffIdMismatch {
+                image,
+                layer,
+                expected,
+                found,
+            } => {
+                write_image(f, image)?;
+                write!(
+                    f,
+                    "layer {}: uncompressed content {found} does not match the config's \
+                     diff_id {expected}",
+                    one_line(layer)
+                )
+            }
         }
+    }
+}
+
+fn write_image(f: &mut fmt::Formatter<'_>, image: &Option<String>) -> fmt::Result {
+    match image {
+        Some(i) => write!(f, "image {}: ", one_line(i)),
+        None => Ok(()),
     }
 }
 
@@ -126,11 +190,13 @@ impl std::error::Error for TarError {
     }
 }
 
-/// A read-only layer backed by an uncompressed tar file, read in place.
+/// A read-only layer backed by a tar (plain, gzip or zstd; a whole file or a byte range of
+/// one), read in place.
 pub struct TarLayer {
     name: String,
     file: Arc<File>,
     stream: Arc<dyn Stream>,
+    state: StreamState,
     index: TarIndex,
 }
 
@@ -144,7 +210,7 @@ impl fmt::Debug for TarLayer {
 }
 
 impl TarLayer {
-    /// Opens `path` and indexes it in one sequential pass.
+    /// Opens `path` (a plain tar) and indexes it in one sequential pass.
     pub fn open(path: &Path) -> Result<TarLayer, TarError> {
         let io_err = |source| TarError::Io {
             path: path.to_owned(),
@@ -152,32 +218,98 @@ impl TarLayer {
         };
         let file = Arc::new(File::open(path).map_err(io_err)?);
         let len = file.metadata().map_err(io_err)?.len();
-        let stream: Arc<dyn Stream> = Arc::new(PlainTar::new(Arc::clone(&file), len));
+        let stream: Arc<dyn Stream> = Arc::new(PlainTar::new(Arc::clone(&file), 0, len));
         let index = index::build(&*stream, path)?;
         Ok(TarLayer {
             name: path.display().to_string(),
             file,
             stream,
+            state: StreamState::Plain,
             index,
         })
     }
 
-    /// Opens a layer blob (a byte range of a file, maybe compressed) and indexes it.
-    // Only whole uncompressed files so far; compressed streams, byte ranges, digest checks and
-    // saved indexes come with the image-layer work.
+    /// Opens a layer blob (a byte range of a file; plain, gzip or zstd) and indexes it in one
+    /// pass, checking its digest and diff_id where the blob names them.
     pub fn open_blob(
-        blob: &crate::layer::blob::BlobRef,
-        _options: &crate::layer::LayerOptions,
+        blob: &BlobRef,
+        options: &crate::layer::LayerOptions,
     ) -> Result<TarLayer, TarError> {
-        use crate::layer::blob::Compression;
-        if blob.offset != 0 || !matches!(blob.compression, Compression::None | Compression::Detect)
-        {
-            return Err(TarError::NotTar {
-                path: blob.path.clone(),
-                cause: "compressed layers and archive members are not supported yet".into(),
+        let cache = options.index_cache.clone().map(IndexCache::new);
+        // What the indexing pass opened, kept so that a fresh build needs no reopening.
+        let mut fresh = None;
+        let saved = persist::load_or_build(cache.as_ref(), blob, || {
+            let opened = source::open(blob, options)?;
+            let mut stream_state = Vec::new();
+            opened.state.encode(&mut stream_state);
+            let saved = persist::Saved {
+                index: opened.index,
+                stream_kind: opened.state.kind(),
+                tar_len: opened.stream.len(),
+                stream_state,
+            };
+            fresh = Some((opened.file, opened.stream, opened.state));
+            Ok(saved)
+        })?;
+        if let Some((file, stream, state)) = fresh {
+            return Ok(TarLayer {
+                name: blob_name(blob),
+                file,
+                stream,
+                state,
+                index: saved.index,
             });
         }
-        TarLayer::open(&blob.path)
+        // A saved index: reach the stream from its saved state, without the pass. If that
+        // fails (a zstd cache file was removed, say), index afresh without the cache.
+        let reused = StreamState::decode(&saved.stream_state)
+            .map_err(|why| format!("saved stream state: {why}"))
+            .and_then(|state| {
+                TarLayer::from_saved(blob, saved.index, state, options).map_err(|e| e.to_string())
+            });
+        match reused {
+            Ok(layer) => Ok(layer),
+            Err(why) => {
+                log::debug!(
+                    "{}: saved index unusable ({why}); indexing again",
+                    blob_name(blob)
+                );
+                let uncached = crate::layer::LayerOptions {
+                    index_cache: None,
+                    ..options.clone()
+                };
+                TarLayer::open_blob(blob, &uncached)
+            }
+        }
+    }
+
+    /// A layer from a saved index and stream state, without reading the blob.
+    pub(crate) fn from_saved(
+        blob: &BlobRef,
+        index: TarIndex,
+        state: StreamState,
+        options: &crate::layer::LayerOptions,
+    ) -> Result<TarLayer, TarError> {
+        let (file, stream) = source::reopen(blob, &state, options)?;
+        Ok(TarLayer {
+            name: blob_name(blob),
+            file,
+            stream,
+            state,
+            index,
+        })
+    }
+
+    /// How the uncompressed stream is reached (for saving with the index).
+    #[allow(dead_code)] // for the persistent index
+    pub(crate) fn stream_state(&self) -> &StreamState {
+        &self.state
+    }
+
+    /// The index (for saving it).
+    #[allow(dead_code)] // for the persistent index
+    pub(crate) fn tar_index(&self) -> &TarIndex {
+        &self.index
     }
 
     /// Number of nodes in the index (names, objects, synthesised directories, whiteouts).
@@ -239,6 +371,15 @@ impl TarLayer {
             attr: self.attr_of(obj, node),
             opaque: node.kind == Kind::Dir && node.opaque(),
         }
+    }
+}
+
+/// The layer's name in messages: its digest (and image) when it has one, else its file.
+fn blob_name(blob: &BlobRef) -> String {
+    match (&blob.digest, blob.offset) {
+        (Some(d), _) => d.to_string(),
+        (None, 0) => blob.path.display().to_string(),
+        (None, off) => format!("{}@{off}", blob.path.display()),
     }
 }
 

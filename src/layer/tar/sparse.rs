@@ -144,6 +144,20 @@ impl SparseMap {
     }
 }
 
+impl SparseMap {
+    /// The map as [`SparseMap::new`] takes it back: real size, where the stored data starts,
+    /// and the `(offset, length)` extents (end markers dropped). Chunks are always stored back
+    /// to back, so these are the whole map.
+    pub(crate) fn saved_form(&self) -> (u64, u64, impl Iterator<Item = (u64, u64)> + '_) {
+        let start = self.chunks.first().map_or(0, |c| c.stored);
+        (
+            self.real_size,
+            start,
+            self.chunks.iter().map(|c| (c.logical, c.len)),
+        )
+    }
+}
+
 /// The extents of an old GNU sparse entry (type `S`): the header's slots, then the extension
 /// blocks starting at `ext_start`. Returns the extents and the bytes the extension blocks take
 /// (the data starts right after them).

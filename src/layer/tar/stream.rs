@@ -1,9 +1,9 @@
 //! Random access to the bytes of a layer's *uncompressed* tar stream.
 //!
 //! Everything after indexing (file data, sparse maps, GNU sparse extension headers) is read by
-//! offset into the uncompressed stream through [`Stream`]. Today the only implementation is a
-//! plain tar file read with `pread`; compressed layers will add implementations that seek via
-//! checkpoints, without the index or the readers above having to change.
+//! offset into the uncompressed stream through [`Stream`]: a plain tar (a whole file or a byte
+//! range of one) read with `pread` here, gzip through checkpoints (`gzip`), zstd through a
+//! frame table (`zstd`), and during the indexing pass the forward-only stream of `forward`.
 
 use std::fs::File;
 use std::io;
@@ -15,7 +15,8 @@ pub(crate) trait Stream: Send + Sync {
     /// Reads up to `buf.len()` bytes at `offset`; a short count means the end of the stream.
     fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize>;
 
-    /// Length of the uncompressed stream in bytes.
+    /// Length of the uncompressed stream in bytes. A stream still being produced by the
+    /// indexing pass does not know it yet and says `u64::MAX` until it has reached its end.
     fn len(&self) -> u64;
 
     /// Fills `buf` from `offset`, failing with `UnexpectedEof` if the stream ends first.
@@ -40,16 +41,18 @@ pub(crate) trait Stream: Send + Sync {
     }
 }
 
-/// An uncompressed tar file: the stream is the file itself.
+/// An uncompressed tar: the stream is `len` bytes at `base` of a file (the whole file, a
+/// member of an outer archive, or the cache file of a single-frame zstd layer).
 pub(crate) struct PlainTar {
     file: Arc<File>,
+    base: u64,
     len: u64,
 }
 
 impl PlainTar {
-    /// `len` is the file length at open time; the layer treats the blob as immutable.
-    pub(crate) fn new(file: Arc<File>, len: u64) -> PlainTar {
-        PlainTar { file, len }
+    /// The layer treats the range as immutable.
+    pub(crate) fn new(file: Arc<File>, base: u64, len: u64) -> PlainTar {
+        PlainTar { file, base, len }
     }
 }
 
@@ -61,7 +64,7 @@ impl Stream for PlainTar {
         // Never read past the length the index was built against, even if the file grew.
         let room = usize::try_from(self.len - offset).unwrap_or(usize::MAX);
         let want = buf.len().min(room);
-        self.file.read_at(&mut buf[..want], offset)
+        self.file.read_at(&mut buf[..want], self.base + offset)
     }
 
     fn len(&self) -> u64 {

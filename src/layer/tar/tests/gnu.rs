@@ -1,7 +1,5 @@
 //! Archives written by GNU tar itself: the encodings real layers use.
 
-use std::io::Write;
-
 use super::*;
 use crate::layer::Timespec;
 
@@ -277,23 +275,7 @@ fn directory_entries_after_their_children() {
 fn scale_100k_entries() {
     let dir = TempDir::new().unwrap();
     let path = dir.path().join("big.tar");
-    {
-        let mut b = tar::Builder::new(std::io::BufWriter::new(fs::File::create(&path).unwrap()));
-        for i in 0..100_000u32 {
-            let mut h = Header::new_gnu();
-            let data = format!("file number {i}\n");
-            h.set_size(data.len() as u64);
-            h.set_mode(0o644);
-            h.set_mtime(1_700_000_000);
-            let p = format!(
-                "usr/share/pkg{:03}/sub{:02}/file-{i:06}.txt",
-                i % 500,
-                i % 37
-            );
-            b.append_data(&mut h, p, data.as_bytes()).unwrap();
-        }
-        b.into_inner().unwrap().flush().unwrap();
-    }
+    write_100k_tar(&path);
     let size = fs::metadata(&path).unwrap().len();
     // Warm the page cache so that the number measures the index, not the disk.
     std::io::copy(&mut fs::File::open(&path).unwrap(), &mut std::io::sink()).unwrap();

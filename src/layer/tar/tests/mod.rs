@@ -3,10 +3,13 @@
 //! builder (hand-made headers for the odd cases: duplicates, hostile paths, whiteouts in
 //! `built`; broken archives in `corrupt`). This file holds the shared helpers.
 
+mod bench;
 mod built;
+mod compressed;
 mod corrupt;
 mod gnu;
 mod pax;
+mod persist;
 
 use std::ffi::OsStr;
 use std::fs;
@@ -152,6 +155,26 @@ impl Tb {
         let layer = TarLayer::open(&path).unwrap_or_else(|e| panic!("{e}"));
         (dir, layer)
     }
+}
+
+/// Writes the 100k-entry tar the scale measurements use.
+fn write_100k_tar(path: &Path) {
+    use std::io::Write;
+    let mut b = tar::Builder::new(std::io::BufWriter::new(fs::File::create(path).unwrap()));
+    for i in 0..100_000u32 {
+        let mut h = Header::new_gnu();
+        let data = format!("file number {i}\n");
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        h.set_mtime(1_700_000_000);
+        let p = format!(
+            "usr/share/pkg{:03}/sub{:02}/file-{i:06}.txt",
+            i % 500,
+            i % 37
+        );
+        b.append_data(&mut h, p, data.as_bytes()).unwrap();
+    }
+    b.into_inner().unwrap().flush().unwrap();
 }
 
 fn open_bytes(bytes: &[u8]) -> Result<TarLayer, TarError> {
