@@ -210,9 +210,17 @@ fn broken_images_are_one_line_errors() {
     );
     usage(&["mount", "--platform", "linux", &demo, &m], "want OS/ARCH");
     usage(&["mount", &m], "nothing to mount");
+    usage(
+        &["mount", "--chunk-cache", "lots", &demo, &m],
+        "--chunk-cache",
+    );
+    usage(
+        &["mount", "--chunk-cache", "1.5G", &demo, &m],
+        "--chunk-cache",
+    );
 }
 
-/// --platform, --read-only and --cache are accepted with an image.
+/// --platform, --read-only, --cache and --chunk-cache are accepted with an image.
 #[test]
 fn image_mount_options() {
     if !root_or_skip() {
@@ -235,11 +243,161 @@ fn image_mount_options() {
             "linux/amd64",
             "--cache",
             cache.to_str().expect("utf-8"),
+            "--chunk-cache",
+            "16M",
         ],
         &mountpoint(tmp.path(), "mnt"),
     );
     assert_eq!(
         std::fs::read_to_string(um.join("opt/app/VERSION")).expect("read"),
         "1.0.1\n"
+    );
+}
+
+/// `unionmount mount -f --cache CACHE IMAGE MNT` with the per-layer debug log on: the mount
+/// guard and what the daemon said about each layer (see `TarLayer::open_blob`).
+fn mount_logged(reference: &str, cache: &Path, mnt: &Path) -> UnionMount {
+    let args = [
+        "mount",
+        "-f",
+        "--cache",
+        cache.to_str().expect("utf-8"),
+        reference,
+        mnt.to_str().expect("utf-8"),
+    ];
+    UnionMount::start_with_env(&args, &[("RUST_LOG", "unionmount=debug")], mnt)
+}
+
+/// The log lines about `digest`.
+fn lines_about<'a>(log: &'a str, digest: &str) -> Vec<&'a str> {
+    log.lines()
+        .filter(|l| l.contains(&format!("{digest}:")))
+        .collect()
+}
+
+/// The demo image's layer digests (`sha256:HEX`, the blob file names).
+fn demo_layer_digests(layout: &Path) -> Vec<String> {
+    oci_layer_blobs(layout, "latest")
+        .iter()
+        .map(|b| {
+            let hex = b.file_name().and_then(|n| n.to_str()).expect("hex name");
+            format!("sha256:{hex}")
+        })
+        .collect()
+}
+
+/// The second mount of an image loads every layer's saved index and indexes none: the log
+/// says so per layer, and the tree is the same. (That a loaded index reads no blob data is
+/// what the unit test `a_saved_index_spares_the_pass_and_a_corrupt_one_is_rebuilt` counts.)
+#[test]
+fn a_second_mount_loads_every_index_instead_of_reading_the_layers() {
+    if !root_or_skip() {
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let layout = testdata("demo-oci");
+    let reference = oci_ref(&layout, "");
+    let cache = tmp.path().join("cache");
+    let digests = demo_layer_digests(&layout);
+    assert_eq!(digests.len(), 3);
+
+    let first = mount_logged(&reference, &cache, &mountpoint(tmp.path(), "first"));
+    let want = snapshot(first.path());
+    let log = first.stderr_text();
+    first.unmount_and_wait();
+    for d in &digests {
+        let lines = lines_about(&log, d);
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.contains(": indexed ") && l.contains("; saved (")),
+            "first mount, {d}: indexed and saved; log:\n{log}"
+        );
+    }
+
+    let second = mount_logged(&reference, &cache, &mountpoint(tmp.path(), "second"));
+    assert_same_tree(
+        "second mount",
+        &want,
+        &snapshot(second.path()),
+        &Exclusions::default(),
+    );
+    let log = second.stderr_text();
+    for d in &digests {
+        let lines = lines_about(&log, d);
+        assert!(
+            lines.iter().any(|l| l.contains(": loaded saved index (")),
+            "second mount, {d}: loaded; log:\n{log}"
+        );
+    }
+    assert!(
+        !log.contains(": indexed "),
+        "second mount indexed a layer; log:\n{log}"
+    );
+}
+
+/// A saved index that was tampered with or cut short is refused and rebuilt (and saved
+/// again), and the mount shows the same tree.
+#[test]
+fn corrupt_saved_indexes_are_rebuilt_and_the_mount_still_works() {
+    if !root_or_skip() {
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let layout = testdata("demo-oci");
+    let reference = oci_ref(&layout, "");
+    let cache = tmp.path().join("cache");
+    let first = mount_logged(&reference, &cache, &mountpoint(tmp.path(), "first"));
+    let want = snapshot(first.path());
+    first.unmount_and_wait();
+
+    let mut saved: Vec<PathBuf> = std::fs::read_dir(&cache)
+        .expect("read cache dir")
+        .map(|e| e.expect("dir entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "idx"))
+        .collect();
+    saved.sort();
+    assert_eq!(saved.len(), 3, "one saved index per layer: {saved:?}");
+    for (i, path) in saved.iter().enumerate() {
+        let mut bytes = std::fs::read(path).expect("read index");
+        if i == 0 {
+            bytes.truncate(bytes.len() / 2);
+        } else {
+            let at = bytes.len() / 2 + i;
+            bytes[at] ^= 0x40;
+        }
+        std::fs::write(path, &bytes).expect("write index");
+    }
+
+    let second = mount_logged(&reference, &cache, &mountpoint(tmp.path(), "second"));
+    assert_same_tree(
+        "mount over corrupt indexes",
+        &want,
+        &snapshot(second.path()),
+        &Exclusions::default(),
+    );
+    let log = second.stderr_text();
+    second.unmount_and_wait();
+    for d in demo_layer_digests(&layout) {
+        let lines = lines_about(&log, &d);
+        assert!(
+            lines.iter().any(|l| l.contains("not using saved index")),
+            "{d}: the corrupt index is refused; log:\n{log}"
+        );
+        assert!(
+            lines.iter().any(|l| l.contains(": indexed ")),
+            "{d}: and rebuilt; log:\n{log}"
+        );
+    }
+
+    // The rebuilt indexes were saved over the bad ones.
+    let third = mount_logged(&reference, &cache, &mountpoint(tmp.path(), "third"));
+    let log = third.stderr_text();
+    assert!(!log.contains(": indexed "), "log:\n{log}");
+    assert_same_tree(
+        "mount over rebuilt indexes",
+        &want,
+        &snapshot(third.path()),
+        &Exclusions::default(),
     );
 }

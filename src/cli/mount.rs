@@ -40,6 +40,12 @@ pub struct MountArgs {
     #[arg(long = "no-cache")]
     pub no_cache: bool,
 
+    /// Memory for decompressed chunks of gzip and zstd layers, shared by all layers of the
+    /// mount: bytes, or a number with K, M, G or T (powers of 1024). The default, 64M, suits
+    /// a laptop; a bigger cache helps when many large files are read at random.
+    #[arg(long = "chunk-cache", value_name = "SIZE", value_parser = parse_size)]
+    pub chunk_cache: Option<usize>,
+
     /// Stay in the foreground instead of daemonising.
     #[arg(short = 'f', long = "foreground")]
     pub foreground: bool,
@@ -108,9 +114,10 @@ pub fn run(args: MountArgs) -> Result<(), CliError> {
         (false, Some(dir)) => Some(dir),
         (false, None) => Some(IndexCache::default_dir()),
     };
+    let defaults = LayerOptions::default();
     let layer_options = LayerOptions {
         index_cache,
-        ..LayerOptions::default()
+        chunk_cache_bytes: args.chunk_cache.unwrap_or(defaults.chunk_cache_bytes),
     };
     let config = MountConfig {
         layers,
@@ -123,4 +130,67 @@ pub fn run(args: MountArgs) -> Result<(), CliError> {
     };
     crate::mount::run(&config)?;
     Ok(())
+}
+
+/// A size as `64M`, `1G`, `512k` or plain bytes (`1048576`, `100B`); `iB` or `B` after the
+/// unit is accepted (`64MiB`), and every unit is a power of 1024, as for `truncate -s` or `dd`.
+/// clap puts the option's name in front of the error.
+pub(crate) fn parse_size(text: &str) -> Result<usize, String> {
+    let digits = text.len() - text.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+    let (number, unit) = text.split_at(digits);
+    let number: u64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a size (like 64M, 1G or 1048576)"))?;
+    let unit = unit.to_ascii_uppercase();
+    let unit = unit
+        .strip_suffix("IB")
+        .or_else(|| unit.strip_suffix('B'))
+        .unwrap_or(&unit);
+    let shift = match unit {
+        "" => 0,
+        "K" => 10,
+        "M" => 20,
+        "G" => 30,
+        "T" => 40,
+        _ => {
+            return Err(format!(
+                "{text:?}: unknown unit {unit:?} (use K, M, G or T, or plain bytes)"
+            ));
+        }
+    };
+    number
+        .checked_mul(1 << shift)
+        .and_then(|n| usize::try_from(n).ok())
+        .ok_or_else(|| format!("{text:?} is too big"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_size;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("1048576"), Ok(1 << 20));
+        assert_eq!(parse_size("64M"), Ok(64 << 20));
+        assert_eq!(parse_size("64m"), Ok(64 << 20));
+        assert_eq!(parse_size("64MiB"), Ok(64 << 20));
+        assert_eq!(parse_size("64MB"), Ok(64 << 20));
+        assert_eq!(parse_size("1G"), Ok(1 << 30));
+        assert_eq!(parse_size("512K"), Ok(512 << 10));
+        assert_eq!(parse_size("0"), Ok(0));
+        assert_eq!(parse_size("100B"), Ok(100));
+        for bad in [
+            "",
+            "M",
+            "-1",
+            "1.5G",
+            "64X",
+            "64 M",
+            "1B2",
+            "99999999999T",
+            "B",
+        ] {
+            assert!(parse_size(bad).is_err(), "{bad:?}");
+        }
+    }
 }

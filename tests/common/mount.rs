@@ -113,6 +113,11 @@ impl UnionMount {
     /// Runs `unionmount ARGS` (which must keep it in the foreground) and waits until `mnt` is
     /// a FUSE mount. Panics, with the daemon's stderr, if it exits or times out first.
     pub fn start<S: AsRef<OsStr>>(args: &[S], mnt: &Path) -> Self {
+        Self::start_with_env(args, &[], mnt)
+    }
+
+    /// [`Self::start`] with extra environment variables (`RUST_LOG`, say).
+    pub fn start_with_env<S: AsRef<OsStr>>(args: &[S], env: &[(&str, &str)], mnt: &Path) -> Self {
         crate::common::require_fuse();
         let mnt = mnt
             .canonicalize()
@@ -134,6 +139,7 @@ impl UnionMount {
             .stdout(Stdio::null())
             .stderr(err_file);
         cmd.env("RUST_BACKTRACE", "1");
+        cmd.envs(env.iter().copied());
         // SAFETY: prctl is async-signal-safe and touches no memory of the parent. If the test
         // process dies (killed by a timeout) the daemon gets SIGTERM and unmounts itself.
         unsafe {

@@ -18,6 +18,7 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 use sha2::{Digest as _, Sha256};
 
+use super::progress::IndexProgress;
 use super::stream::Stream;
 
 /// Bytes kept behind the newest produced byte. The builder looks back at most one PAX header
@@ -171,6 +172,7 @@ pub(crate) struct RawReader {
     buf: Vec<u8>,
     at: usize,
     hash: Option<Sha256>,
+    progress: IndexProgress,
 }
 
 impl RawReader {
@@ -185,7 +187,15 @@ impl RawReader {
             buf: Vec::new(),
             at: 0,
             hash: hash.then(Sha256::new),
+            progress: IndexProgress::hidden(),
         }
+    }
+
+    /// Reports the bytes read to `progress`: this reader is the one place that sees the blob
+    /// go by front to back, whatever its compression.
+    pub(crate) fn with_progress(mut self, progress: IndexProgress) -> RawReader {
+        self.progress = progress;
+        self
     }
 
     /// The unconsumed bytes, reading more when none are left; empty at the end of the blob.
@@ -220,6 +230,7 @@ impl RawReader {
             if let Some(h) = &mut self.hash {
                 h.update(&self.buf);
             }
+            self.progress.update(self.pos + want as u64);
         }
         Ok(&self.buf[self.at..])
     }

@@ -21,7 +21,9 @@ mod gzip;
 mod index;
 mod pax;
 mod persist;
+mod progress;
 mod record;
+mod reuse;
 mod source;
 mod sparse;
 mod stream;
@@ -238,7 +240,7 @@ impl TarLayer {
         let cache = options.index_cache.clone().map(IndexCache::new);
         // What the indexing pass opened, kept so that a fresh build needs no reopening.
         let mut fresh = None;
-        let saved = persist::load_or_build(cache.as_ref(), blob, || {
+        let (saved, origin) = reuse::load_or_build(cache.as_ref(), blob, || {
             let opened = source::open(blob, options)?;
             let mut stream_state = Vec::new();
             opened.state.encode(&mut stream_state);
@@ -251,6 +253,7 @@ impl TarLayer {
             fresh = Some((opened.file, opened.stream, opened.state));
             Ok(saved)
         })?;
+        log_origin(blob, &saved, origin, fresh.as_ref().map(|f| &f.2), options);
         if let Some((file, stream, state)) = fresh {
             return Ok(TarLayer {
                 name: blob_name(blob),
@@ -371,6 +374,59 @@ impl TarLayer {
             attr: self.attr_of(obj, node),
             opaque: node.kind == Kind::Dir && node.opaque(),
         }
+    }
+}
+
+/// One debug line per layer: what was loaded from the saved index or built, sizes and times.
+fn log_origin(
+    blob: &BlobRef,
+    saved: &persist::Saved,
+    origin: reuse::Origin,
+    state: Option<&StreamState>,
+    options: &crate::layer::LayerOptions,
+) {
+    if !log::log_enabled!(log::Level::Debug) {
+        return;
+    }
+    let dir = match &options.index_cache {
+        Some(d) => d.display().to_string(),
+        None => String::new(),
+    };
+    let name = blob_name(blob);
+    let nodes = saved.index.len();
+    match origin {
+        reuse::Origin::Loaded { bytes, took } => log::debug!(
+            "{name}: loaded saved index ({nodes} nodes, {}) in {:.1} ms from {dir}",
+            human_bytes(bytes),
+            took.as_secs_f64() * 1e3
+        ),
+        reuse::Origin::Built { took, saved: kept } => {
+            let secs = took.as_secs_f64();
+            let kept = match (kept, options.index_cache.is_some()) {
+                (Some(bytes), _) => format!("saved ({}) in {dir}", human_bytes(bytes)),
+                (None, true) => "not saved".to_string(),
+                (None, false) => "not saved (no index cache)".to_string(),
+            };
+            log::debug!(
+                "{name}: indexed {} ({}; {} of tar, {nodes} nodes) in {secs:.2} s \
+                 ({:.0} MB/s of tar); {kept}",
+                human_bytes(blob.len),
+                state.map_or_else(|| "?".to_string(), StreamState::describe),
+                human_bytes(saved.tar_len),
+                saved.tar_len as f64 / secs.max(1e-6) / 1e6,
+            );
+        }
+    }
+}
+
+/// Bytes in decimal units, as `ls -h --si` and transfer rates show them.
+fn human_bytes(bytes: u64) -> String {
+    let b = bytes as f64;
+    match bytes {
+        0..1_000 => format!("{bytes} B"),
+        1_000..1_000_000 => format!("{:.1} kB", b / 1e3),
+        1_000_000..1_000_000_000 => format!("{:.1} MB", b / 1e6),
+        _ => format!("{:.2} GB", b / 1e9),
     }
 }
 

@@ -54,10 +54,6 @@
 //! over the final name and the directory fsynced, so a reader (or a crash) sees the old file
 //! or the new one, and concurrent writers of one key each rename a complete file.
 
-// Loading and storing are not called from `TarLayer::open_blob` yet: the layer-opening code
-// is being rewritten, and wires this in afterwards.
-#![cfg_attr(not(test), allow(dead_code))]
-
 use std::fs::{self, DirBuilder, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::os::unix::ffi::OsStrExt;
@@ -69,7 +65,6 @@ use std::time::SystemTime;
 
 use sha2::{Digest as _, Sha256};
 
-use super::TarError;
 use super::index::{Extra, FLAGS_KNOWN, NONE, Node, ROOT, TarIndex};
 use super::sparse::SparseMap;
 use crate::layer::Kind;
@@ -83,6 +78,7 @@ const HASH_AT: usize = 72;
 pub(super) const NODE_BYTES: usize = 72;
 
 /// The stream kind of a plain (uncompressed) tar, whose stream state is empty.
+#[cfg(test)]
 pub(crate) const STREAM_PLAIN: u8 = 0;
 
 /// What a saved index is valid for: the blob it describes, and that blob's size.
@@ -132,7 +128,8 @@ impl IndexKey {
         })
     }
 
-    /// A key from its parts, for tests and for callers that already know the identity.
+    /// A key from its parts, for tests.
+    #[cfg(test)]
     pub(crate) fn new(id: &[u8], blob_len: u64) -> IndexKey {
         IndexKey {
             id: id.to_vec(),
@@ -146,13 +143,19 @@ impl IndexKey {
         name
     }
 
-    fn describe(&self) -> String {
+    /// The blob in log lines: its digest, else its path (the first field of the key).
+    pub(super) fn describe(&self) -> String {
         let end = self
             .id
             .iter()
             .position(|&b| b == 0)
             .unwrap_or(self.id.len());
-        super::one_line(&String::from_utf8_lossy(&self.id[..end])).into_owned()
+        let first = &self.id[..end];
+        let first = first
+            .strip_prefix(b"digest=")
+            .or_else(|| first.strip_prefix(b"file:"))
+            .unwrap_or(first);
+        super::one_line(&String::from_utf8_lossy(first)).into_owned()
     }
 }
 
@@ -214,12 +217,22 @@ impl IndexCache {
     }
 
     /// The saved index for `key`, if there is one that can be trusted.
+    #[cfg(test)]
     pub(crate) fn load(&self, key: &IndexKey) -> Option<Saved> {
+        self.load_sized(key).map(|(saved, _)| saved)
+    }
+
+    /// [`Self::load`], with the size of the file it came from.
+    pub(super) fn load_sized(&self, key: &IndexKey) -> Option<(Saved, u64)> {
         let path = self.dir.join(key.file_name());
         let bytes = match read_file(&path) {
             Ok(b) => b,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                log::debug!("{}: no saved index", key.describe());
+                log::debug!(
+                    "{}: no saved index in {}; indexing",
+                    key.describe(),
+                    self.dir.display()
+                );
                 return None;
             }
             Err(e) => {
@@ -228,10 +241,10 @@ impl IndexCache {
             }
         };
         match decode(&bytes, key) {
-            Ok(saved) => Some(saved),
+            Ok(saved) => Some((saved, bytes.len() as u64)),
             Err(why) => {
                 log::debug!(
-                    "{}: not using {}: {why}; rebuilding",
+                    "{}: not using saved index {}: {why}; indexing again",
                     key.describe(),
                     path.display()
                 );
@@ -240,8 +253,8 @@ impl IndexCache {
         }
     }
 
-    /// Saves `saved` under `key`, atomically.
-    pub(crate) fn store(&self, key: &IndexKey, saved: &Saved) -> io::Result<()> {
+    /// Saves `saved` under `key`, atomically; the size of the file written.
+    pub(crate) fn store(&self, key: &IndexKey, saved: &Saved) -> io::Result<u64> {
         let bytes = encode(key, saved)?;
         DirBuilder::new()
             .recursive(true)
@@ -264,7 +277,7 @@ impl IndexCache {
         if written.is_err() {
             let _ = fs::remove_file(&tmp);
         }
-        written
+        written.map(|()| bytes.len() as u64)
     }
 }
 
@@ -286,47 +299,6 @@ fn read_file(path: &std::path::Path) -> io::Result<Vec<u8>> {
     let mut bytes = Vec::with_capacity(usize::try_from(len).unwrap_or(0).saturating_add(1));
     file.read_to_end(&mut bytes)?;
     Ok(bytes)
-}
-
-/// Loads the index of `blob` from `cache`, or builds it with `build` and saves it. Without a
-/// cache, or if the blob's key cannot be had, it only builds. A failed save is a warning: the
-/// mount goes on with the index it built.
-pub(crate) fn load_or_build(
-    cache: Option<&IndexCache>,
-    blob: &BlobRef,
-    build: impl FnOnce() -> Result<Saved, TarError>,
-) -> Result<Saved, TarError> {
-    let Some(cache) = cache else {
-        return build();
-    };
-    // The key is taken before building: if the file changes while it is read, the index is
-    // saved under the old identity, which nothing will ask for again.
-    let key = match IndexKey::for_blob(blob) {
-        Ok(key) => key,
-        Err(e) => {
-            log::debug!("{}: no index key: {e}", blob.path.display());
-            return build();
-        }
-    };
-    if let Some(saved) = cache.load(&key) {
-        log::debug!(
-            "{}: loaded saved index ({} nodes) from {}",
-            key.describe(),
-            saved.index.len(),
-            cache.dir.display()
-        );
-        return Ok(saved);
-    }
-    let saved = build()?;
-    match cache.store(&key, &saved) {
-        Ok(()) => log::debug!("{}: saved index in {}", key.describe(), cache.dir.display()),
-        Err(e) => log::warn!(
-            "{}: could not save its index in {}: {e}",
-            key.describe(),
-            cache.dir.display()
-        ),
-    }
-    Ok(saved)
 }
 
 fn kind_code(kind: Kind) -> u8 {

@@ -21,6 +21,7 @@ use super::codec::{self, Reader};
 use super::forward::{Forward, PlainPass, Produce, RawReader};
 use super::gzip::{GzipIndex, GzipPass, GzipStream};
 use super::index::{self, TarIndex};
+use super::progress::{self, IndexProgress};
 use super::stream::{PlainTar, Stream};
 use super::zstd::{CacheFile, FrameTable, ZstdLayout, ZstdPass, ZstdStream};
 use crate::layer::LayerOptions;
@@ -105,6 +106,27 @@ impl StreamState {
         }
     }
 
+    /// What the pass made of the blob, for the log line of a layer ("gzip, 23 checkpoints").
+    pub(crate) fn describe(&self) -> String {
+        match self {
+            StreamState::Plain => "plain tar".into(),
+            StreamState::Gzip(g) => match g.checkpoints.len() {
+                1 => "gzip, 1 checkpoint".into(),
+                n => format!("gzip, {n} checkpoints"),
+            },
+            StreamState::ZstdFrames(t) => match t.frames.len() {
+                1 => "zstd, 1 frame".into(),
+                n => format!("zstd, {n} frames"),
+            },
+            StreamState::ZstdCacheFile { name: Some(_), .. } => {
+                "zstd, one frame: decompressed to a cache file beside the index".into()
+            }
+            StreamState::ZstdCacheFile { name: None, .. } => {
+                "zstd, one frame: decompressed to a temporary file".into()
+            }
+        }
+    }
+
     /// Whether [`reopen`] can use this state in another process.
     pub(crate) fn reusable(&self) -> bool {
         !matches!(self, StreamState::ZstdCacheFile { name: None, .. })
@@ -169,6 +191,13 @@ fn detect(file: &File, blob: &BlobRef) -> Result<Compression, TarError> {
     })
 }
 
+#[cfg(test)]
+thread_local! {
+    /// Calls of [`open`] (indexing passes) on this thread: lets a test see that a saved
+    /// index spared the pass. Per thread, since the test harness runs tests in parallel.
+    pub(super) static PASSES: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
 /// Opens and indexes a blob in one pass, checking its digests.
 pub(super) fn open(blob: &BlobRef, options: &LayerOptions) -> Result<Opened, TarError> {
     let path = blob.path.as_path();
@@ -179,7 +208,15 @@ pub(super) fn open(blob: &BlobRef, options: &LayerOptions) -> Result<Opened, Tar
     };
     let want_raw = blob.digest.is_some();
     let want_tar = blob.diff_id.is_some();
-    let raw = || RawReader::new(Arc::clone(&file), blob.offset, blob.len, want_raw);
+    #[cfg(test)]
+    PASSES.with(|n| n.set(n.get() + 1));
+    let progress = || {
+        let digest = blob.digest.as_ref().map(|d| d.to_string());
+        IndexProgress::start(&progress::label(digest.as_deref(), path), blob.len)
+    };
+    let raw = || {
+        RawReader::new(Arc::clone(&file), blob.offset, blob.len, want_raw).with_progress(progress())
+    };
     let cache = || ChunkCache::shared(options.chunk_cache_bytes);
     let dec = decompress_err(path);
     match kind {
@@ -197,7 +234,8 @@ pub(super) fn open(blob: &BlobRef, options: &LayerOptions) -> Result<Opened, Tar
         Compression::None | Compression::Detect => {
             // The stored bytes are the tar: one hash serves both digests.
             let pass = PlainPass {
-                raw: RawReader::new(Arc::clone(&file), blob.offset, blob.len, false),
+                raw: RawReader::new(Arc::clone(&file), blob.offset, blob.len, false)
+                    .with_progress(progress()),
             };
             let (index, _, _, hash) = run_pass(pass, true, path)?;
             verify(blob, hash, hash)?;

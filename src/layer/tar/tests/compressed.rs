@@ -401,3 +401,57 @@ fn saved_state_rebuilds_the_same_stream() {
     }
     assert!(StreamState::decode(&[1, 1, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]).is_err());
 }
+
+/// The reuse the saved index is for: a second open of a gzip blob (with digests, as an image
+/// gives them) reads the same tree without an indexing pass; a corrupted saved index costs one
+/// pass again, and the layer still reads right.
+#[test]
+fn a_saved_index_spares_the_pass_and_a_corrupt_one_is_rebuilt() {
+    let dir = TempDir::new().unwrap();
+    let tar = sample_tar(dir.path());
+    let blob = gzip(&tar, 6);
+    let mut b = in_range(dir.path(), "g", &blob);
+    b.digest = Some(sha(&blob));
+    b.diff_id = Some(sha(&tar));
+    let cache = dir.path().join("indexes");
+    let opts = LayerOptions {
+        index_cache: Some(cache.clone()),
+        ..options()
+    };
+    let passes = || source::PASSES.with(|n| n.get());
+    let plain = snapshot(&TarLayer::open(&dir.path().join("sample.tar")).unwrap());
+    let before = passes();
+    let open = || TarLayer::open_blob(&b, &opts).unwrap();
+    assert!(snapshot(&open()) == plain, "first open");
+    assert_eq!(passes(), before + 1, "the first open indexes the blob");
+    for _ in 0..2 {
+        let l = open();
+        assert!(matches!(l.stream_state(), StreamState::Gzip(_)));
+        assert!(snapshot(&l) == plain, "reopened from the saved index");
+    }
+    assert_eq!(
+        passes(),
+        before + 1,
+        "no pass while the saved index is good"
+    );
+
+    let idx: Vec<_> = fs::read_dir(&cache)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "idx"))
+        .collect();
+    assert_eq!(idx.len(), 1, "{idx:?}");
+    // A byte in the middle of the node table: only the checksum can tell.
+    let mut saved = fs::read(&idx[0]).unwrap();
+    let at = saved.len() / 2;
+    saved[at] ^= 0x01;
+    fs::write(&idx[0], &saved).unwrap();
+    assert!(snapshot(&open()) == plain, "after the corruption");
+    assert_eq!(passes(), before + 2, "a corrupt index is rebuilt");
+    assert!(snapshot(&open()) == plain);
+    assert_eq!(passes(), before + 2, "and the rebuilt one is used");
+    // Truncated: the same.
+    fs::write(&idx[0], &saved[..saved.len() / 3]).unwrap();
+    assert!(snapshot(&open()) == plain, "after the truncation");
+    assert_eq!(passes(), before + 3);
+}

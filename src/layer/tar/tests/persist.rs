@@ -335,16 +335,25 @@ fn load_or_build_builds_once_then_loads() {
     };
     let builds = std::cell::Cell::new(0);
     let go = || {
-        persist::load_or_build(Some(&cache), &blob, || {
+        reuse::load_or_build(Some(&cache), &blob, || {
             builds.set(builds.get() + 1);
             Ok(saved_of(&l))
         })
         .unwrap()
     };
     let expect = dump(&l, 1 << 20);
-    for want_builds in [1, 1, 1] {
-        let s = go();
+    for (i, want_builds) in [1, 1, 1].into_iter().enumerate() {
+        let (s, origin) = go();
         assert_eq!(builds.get(), want_builds);
+        match origin {
+            reuse::Origin::Built { saved, .. } => {
+                assert_eq!(i, 0, "built once");
+                assert!(saved.is_some_and(|bytes| bytes > 0), "{origin:?}");
+            }
+            reuse::Origin::Loaded { bytes, .. } => {
+                assert!(i > 0 && bytes > 0, "{origin:?}")
+            }
+        }
         assert_eq!(dump(&with_index(&l, s.index), 1 << 20), expect);
     }
     // One byte of the saved file flipped: refused, rebuilt, saved again.
@@ -364,7 +373,7 @@ fn load_or_build_builds_once_then_loads() {
     go();
     assert_eq!(builds.get(), 2);
     // Build errors pass through, and are not saved.
-    let err = persist::load_or_build(
+    let err = reuse::load_or_build(
         Some(&cache),
         &BlobRef {
             len: 1,
@@ -379,7 +388,7 @@ fn load_or_build_builds_once_then_loads() {
     );
     assert!(err.is_err());
     // No cache: always builds.
-    persist::load_or_build(None, &blob, || {
+    reuse::load_or_build(None, &blob, || {
         builds.set(builds.get() + 1);
         Ok(saved_of(&l))
     })
@@ -405,7 +414,7 @@ fn a_failed_save_is_not_an_error() {
         diff_id: None,
         image: None,
     };
-    let s = persist::load_or_build(Some(&cache), &blob, || Ok(saved_of(&l))).unwrap();
+    let (s, _) = reuse::load_or_build(Some(&cache), &blob, || Ok(saved_of(&l))).unwrap();
     assert_eq!(s.index.len(), l.index.len());
 }
 
