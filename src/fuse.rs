@@ -20,20 +20,95 @@ use fuser::{
 use log::{debug, error};
 
 use crate::layer::{Kind, Timespec};
-use crate::union::{Listed, Listing, Stat, Union};
+use crate::union::{Caller, Listed, Listing, SetAttr, Stat, TimeSet, Union};
 
-/// How long the kernel may cache names and attributes. The layers are read-only and must
-/// not change while mounted (as with overlayfs lowers), so the cache never goes stale.
+/// How long the kernel may cache names and attributes of a read-only union. The layers are
+/// read-only and must not change while mounted (as with overlayfs lowers), so the cache
+/// never goes stale.
 const TTL: Duration = Duration::from_secs(3600);
+/// The same with a writable upper: every change goes through this mount, but a copy-up or a
+/// whiteout changes what other names resolve to without the kernel being told, so cache
+/// briefly, as fuse-overlayfs does.
+const WRITABLE_TTL: Duration = Duration::from_secs(1);
 
 /// Serves a [`Union`] to the kernel.
 pub struct FuseAdapter {
     union: Union,
+    ttl: Duration,
+    /// Open flags for files and directories: keep the page cache only if nothing changes.
+    file_flags: FopenFlags,
+    dir_flags: FopenFlags,
 }
 
 impl FuseAdapter {
     pub fn new(union: Union) -> FuseAdapter {
-        FuseAdapter { union }
+        let writable = union.is_writable();
+        FuseAdapter {
+            ttl: if writable { WRITABLE_TTL } else { TTL },
+            file_flags: if writable {
+                FopenFlags::empty()
+            } else {
+                FopenFlags::FOPEN_KEEP_CACHE
+            },
+            dir_flags: if writable {
+                FopenFlags::empty()
+            } else {
+                FopenFlags::FOPEN_KEEP_CACHE | FopenFlags::FOPEN_CACHE_DIR
+            },
+            union,
+        }
+    }
+
+    fn entry(&self, reply: ReplyEntry, res: io::Result<(u64, Stat)>) {
+        match res {
+            Ok((_, stat)) => reply.entry(&self.ttl, &file_attr(&stat), Generation(0)),
+            Err(e) => reply.error(to_errno(&e)),
+        }
+    }
+
+    fn empty(reply: ReplyEmpty, res: io::Result<()>) {
+        match res {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(to_errno(&e)),
+        }
+    }
+}
+
+fn caller(req: &Request, umask: u32) -> Caller {
+    Caller {
+        uid: req.uid(),
+        gid: req.gid(),
+        umask,
+    }
+}
+
+/// The `dev_t` from the 32-bit `rdev` FUSE carries (`new_encode_dev`).
+fn from_fuse_rdev(rdev: u32) -> u64 {
+    let major = (rdev & 0xfff00) >> 8;
+    let minor = (rdev & 0xff) | ((rdev >> 12) & 0xfff00);
+    libc::makedev(major, minor)
+}
+
+fn time_set(t: TimeOrNow) -> TimeSet {
+    match t {
+        TimeOrNow::Now => TimeSet::Now,
+        TimeOrNow::SpecificTime(t) => {
+            let (sec, nsec) = match t.duration_since(UNIX_EPOCH) {
+                Ok(d) => (
+                    i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+                    d.subsec_nanos(),
+                ),
+                Err(e) => {
+                    let d = e.duration();
+                    let sec = -i64::try_from(d.as_secs()).unwrap_or(i64::MAX);
+                    match d.subsec_nanos() {
+                        0 => (sec, 0),
+                        n => (sec - 1, 1_000_000_000 - n),
+                    }
+                }
+            };
+            TimeSet::At(Timespec { sec, nsec })
+        }
     }
 }
 
@@ -128,7 +203,7 @@ impl Filesystem for FuseAdapter {
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
         guarded("lookup", || match self.union.lookup(parent.0, name) {
             // fuser sends `attr.ino` as the entry's node id, which is also its st_ino.
-            Ok((_, stat)) => reply.entry(&TTL, &file_attr(&stat), Generation(0)),
+            Ok((_, stat)) => reply.entry(&self.ttl, &file_attr(&stat), Generation(0)),
             Err(e) => reply.error(to_errno(&e)),
         });
     }
@@ -139,7 +214,7 @@ impl Filesystem for FuseAdapter {
 
     fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
         guarded("getattr", || match self.union.getattr(ino.0) {
-            Ok(stat) => reply.attr(&TTL, &file_attr(&stat)),
+            Ok(stat) => reply.attr(&self.ttl, &file_attr(&stat)),
             Err(e) => reply.error(to_errno(&e)),
         });
     }
@@ -147,22 +222,36 @@ impl Filesystem for FuseAdapter {
     fn setattr(
         &self,
         _req: &Request,
-        _ino: INodeNo,
-        _mode: Option<u32>,
-        _uid: Option<u32>,
-        _gid: Option<u32>,
-        _size: Option<u64>,
-        _atime: Option<TimeOrNow>,
-        _mtime: Option<TimeOrNow>,
+        ino: INodeNo,
+        mode: Option<u32>,
+        uid: Option<u32>,
+        gid: Option<u32>,
+        size: Option<u64>,
+        atime: Option<TimeOrNow>,
+        mtime: Option<TimeOrNow>,
         _ctime: Option<SystemTime>,
-        _fh: Option<FileHandle>,
+        fh: Option<FileHandle>,
         _crtime: Option<SystemTime>,
         _chgtime: Option<SystemTime>,
         _bkuptime: Option<SystemTime>,
         _flags: Option<BsdFileFlags>,
         reply: ReplyAttr,
     ) {
-        reply.error(Errno::EROFS);
+        guarded("setattr", || {
+            let set = SetAttr {
+                mode,
+                uid,
+                gid,
+                size,
+                atime: atime.map(time_set),
+                mtime: mtime.map(time_set),
+                fh: fh.map(|f| f.0),
+            };
+            match self.union.setattr(ino.0, set) {
+                Ok(stat) => reply.attr(&self.ttl, &file_attr(&stat)),
+                Err(e) => reply.error(to_errno(&e)),
+            }
+        });
     }
 
     fn readlink(&self, _req: &Request, ino: INodeNo, reply: ReplyData) {
@@ -174,78 +263,113 @@ impl Filesystem for FuseAdapter {
 
     fn mknod(
         &self,
-        _req: &Request,
-        _parent: INodeNo,
-        _name: &OsStr,
-        _mode: u32,
-        _umask: u32,
-        _rdev: u32,
+        req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        mode: u32,
+        umask: u32,
+        rdev: u32,
         reply: ReplyEntry,
     ) {
-        reply.error(Errno::EROFS);
+        guarded("mknod", || {
+            let res = self.union.mknod(
+                parent.0,
+                name,
+                mode,
+                from_fuse_rdev(rdev),
+                caller(req, umask),
+            );
+            self.entry(reply, res)
+        });
     }
 
     fn mkdir(
         &self,
-        _req: &Request,
-        _parent: INodeNo,
-        _name: &OsStr,
-        _mode: u32,
-        _umask: u32,
+        req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        mode: u32,
+        umask: u32,
         reply: ReplyEntry,
     ) {
-        reply.error(Errno::EROFS);
+        guarded("mkdir", || {
+            let res = self.union.mkdir(parent.0, name, mode, caller(req, umask));
+            self.entry(reply, res)
+        });
     }
 
-    fn unlink(&self, _req: &Request, _parent: INodeNo, _name: &OsStr, reply: ReplyEmpty) {
-        reply.error(Errno::EROFS);
+    fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        guarded("unlink", || {
+            Self::empty(reply, self.union.unlink(parent.0, name))
+        });
     }
 
-    fn rmdir(&self, _req: &Request, _parent: INodeNo, _name: &OsStr, reply: ReplyEmpty) {
-        reply.error(Errno::EROFS);
+    fn rmdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        guarded("rmdir", || {
+            Self::empty(reply, self.union.rmdir(parent.0, name))
+        });
     }
 
     fn symlink(
         &self,
-        _req: &Request,
-        _parent: INodeNo,
-        _link_name: &OsStr,
-        _target: &Path,
+        req: &Request,
+        parent: INodeNo,
+        link_name: &OsStr,
+        target: &Path,
         reply: ReplyEntry,
     ) {
-        reply.error(Errno::EROFS);
+        guarded("symlink", || {
+            use std::os::unix::ffi::OsStrExt;
+            let res = self.union.symlink(
+                parent.0,
+                link_name,
+                target.as_os_str().as_bytes(),
+                caller(req, 0),
+            );
+            self.entry(reply, res)
+        });
     }
 
     fn rename(
         &self,
         _req: &Request,
-        _parent: INodeNo,
-        _name: &OsStr,
-        _newparent: INodeNo,
-        _newname: &OsStr,
-        _flags: RenameFlags,
+        parent: INodeNo,
+        name: &OsStr,
+        newparent: INodeNo,
+        newname: &OsStr,
+        flags: RenameFlags,
         reply: ReplyEmpty,
     ) {
-        reply.error(Errno::EROFS);
+        guarded("rename", || {
+            let res = self
+                .union
+                .rename(parent.0, name, newparent.0, newname, flags.bits());
+            Self::empty(reply, res)
+        });
     }
 
     fn link(
         &self,
         _req: &Request,
-        _ino: INodeNo,
-        _newparent: INodeNo,
-        _newname: &OsStr,
+        ino: INodeNo,
+        newparent: INodeNo,
+        newname: &OsStr,
         reply: ReplyEntry,
     ) {
-        reply.error(Errno::EROFS);
+        guarded("link", || {
+            let res = self.union.link(ino.0, newparent.0, newname);
+            self.entry(reply, res)
+        });
     }
 
     fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
         guarded("open", || {
-            let write = flags.acc_mode() != OpenAccMode::O_RDONLY || flags.0 & libc::O_TRUNC != 0;
-            match self.union.open(ino.0, write) {
-                // Layer data never changes under a mount: keep the page cache across opens.
-                Ok(fh) => reply.opened(FileHandle(fh), FopenFlags::FOPEN_KEEP_CACHE),
+            let truncate = flags.0 & libc::O_TRUNC != 0;
+            let write = flags.acc_mode() != OpenAccMode::O_RDONLY || truncate;
+            match self.union.open_with(ino.0, write, truncate) {
+                // Without an upper, layer data never changes under a mount: keep the page
+                // cache across opens.
+                Ok(fh) => reply.opened(FileHandle(fh), self.file_flags),
                 Err(e) => reply.error(to_errno(&e)),
             }
         });
@@ -272,15 +396,18 @@ impl Filesystem for FuseAdapter {
         &self,
         _req: &Request,
         _ino: INodeNo,
-        _fh: FileHandle,
-        _offset: u64,
-        _data: &[u8],
+        fh: FileHandle,
+        offset: u64,
+        data: &[u8],
         _write_flags: WriteFlags,
         _flags: OpenFlags,
         _lock_owner: Option<LockOwner>,
         reply: ReplyWrite,
     ) {
-        reply.error(Errno::EROFS);
+        guarded("write", || match self.union.write(fh.0, offset, data) {
+            Ok(n) => reply.written(n),
+            Err(e) => reply.error(to_errno(&e)),
+        });
     }
 
     fn flush(
@@ -291,8 +418,9 @@ impl Filesystem for FuseAdapter {
         _lock_owner: LockOwner,
         reply: ReplyEmpty,
     ) {
-        // Nothing to flush on a read-only union; ENOSYS makes the kernel stop sending flush
-        // on every close(2), saving a round trip per file.
+        // Nothing to flush: reads come from the layers and writes went to the upper file
+        // with pwrite already. ENOSYS makes the kernel stop sending flush on every close(2),
+        // saving a round trip per file.
         reply.error(Errno::ENOSYS);
     }
 
@@ -316,20 +444,19 @@ impl Filesystem for FuseAdapter {
         &self,
         _req: &Request,
         _ino: INodeNo,
-        _fh: FileHandle,
-        _datasync: bool,
+        fh: FileHandle,
+        datasync: bool,
         reply: ReplyEmpty,
     ) {
-        reply.ok();
+        guarded("fsync", || {
+            Self::empty(reply, self.union.fsync(fh.0, datasync))
+        });
     }
 
     fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
         guarded("opendir", || match self.union.opendir(ino.0) {
-            // The listing cannot change while mounted, so the kernel may cache it.
-            Ok(fh) => reply.opened(
-                FileHandle(fh),
-                FopenFlags::FOPEN_KEEP_CACHE | FopenFlags::FOPEN_CACHE_DIR,
-            ),
+            // Without an upper the listing cannot change, so the kernel may cache it.
+            Ok(fh) => reply.opened(FileHandle(fh), self.dir_flags),
             Err(e) => reply.error(to_errno(&e)),
         });
     }
@@ -397,7 +524,7 @@ impl Filesystem for FuseAdapter {
                             INodeNo(child),
                             next,
                             &e.name,
-                            &TTL,
+                            &self.ttl,
                             &file_attr(&stat),
                             Generation(0),
                         );
@@ -432,12 +559,14 @@ impl Filesystem for FuseAdapter {
     fn fsyncdir(
         &self,
         _req: &Request,
-        _ino: INodeNo,
+        ino: INodeNo,
         _fh: FileHandle,
         _datasync: bool,
         reply: ReplyEmpty,
     ) {
-        reply.ok();
+        guarded("fsyncdir", || {
+            Self::empty(reply, self.union.fsyncdir(ino.0))
+        });
     }
 
     fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
@@ -452,14 +581,16 @@ impl Filesystem for FuseAdapter {
     fn setxattr(
         &self,
         _req: &Request,
-        _ino: INodeNo,
-        _name: &OsStr,
-        _value: &[u8],
-        _flags: i32,
+        ino: INodeNo,
+        name: &OsStr,
+        value: &[u8],
+        flags: i32,
         _position: u32,
         reply: ReplyEmpty,
     ) {
-        reply.error(Errno::EROFS);
+        guarded("setxattr", || {
+            Self::empty(reply, self.union.setxattr(ino.0, name, value, flags))
+        });
     }
 
     fn getxattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
@@ -476,8 +607,10 @@ impl Filesystem for FuseAdapter {
         });
     }
 
-    fn removexattr(&self, _req: &Request, _ino: INodeNo, _name: &OsStr, reply: ReplyEmpty) {
-        reply.error(Errno::EROFS);
+    fn removexattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        guarded("removexattr", || {
+            Self::empty(reply, self.union.removexattr(ino.0, name))
+        });
     }
 
     fn access(&self, req: &Request, ino: INodeNo, mask: AccessFlags, reply: ReplyEmpty) {
@@ -494,28 +627,41 @@ impl Filesystem for FuseAdapter {
 
     fn create(
         &self,
-        _req: &Request,
-        _parent: INodeNo,
-        _name: &OsStr,
-        _mode: u32,
-        _umask: u32,
+        req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        mode: u32,
+        umask: u32,
         _flags: i32,
         reply: ReplyCreate,
     ) {
-        reply.error(Errno::EROFS);
+        guarded("create", || {
+            match self.union.create(parent.0, name, mode, caller(req, umask)) {
+                Ok((_, stat, fh)) => reply.created(
+                    &self.ttl,
+                    &file_attr(&stat),
+                    Generation(0),
+                    FileHandle(fh),
+                    self.file_flags,
+                ),
+                Err(e) => reply.error(to_errno(&e)),
+            }
+        });
     }
 
     fn fallocate(
         &self,
         _req: &Request,
         _ino: INodeNo,
-        _fh: FileHandle,
-        _offset: u64,
-        _length: u64,
-        _mode: i32,
+        fh: FileHandle,
+        offset: u64,
+        length: u64,
+        mode: i32,
         reply: ReplyEmpty,
     ) {
-        reply.error(Errno::EROFS);
+        guarded("fallocate", || {
+            Self::empty(reply, self.union.fallocate(fh.0, offset, length, mode))
+        });
     }
 
     fn copy_file_range(

@@ -23,6 +23,7 @@ use crate::fuse::FuseAdapter;
 use crate::layer::blob::LayerSource;
 use crate::layer::{self, Layer, LayerOptions};
 use crate::union::Union;
+use crate::union::upper::Upper;
 
 /// The file system type shown in /proc/mounts is `fuse.unionmount`.
 pub const FS_TYPE: &str = "unionmount";
@@ -35,12 +36,30 @@ pub struct MountConfig {
     pub layer_options: LayerOptions,
     pub mountpoint: PathBuf,
     pub foreground: bool,
+    /// The writable upper and its work directory; `None` mounts read-only.
+    pub upper: Option<UpperDirs>,
     /// The `fsname` shown as the source in /proc/mounts.
     pub fsname: String,
     /// Extra kernel mount flags (nodev, nosuid, noexec, noatime...).
     pub flags: Vec<MountFlag>,
     /// Allow other users (default when root, as fuse-overlayfs does for podman).
     pub allow_other: bool,
+}
+
+/// The upper and work directories of a writable mount, checked by [`UpperDirs::new`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UpperDirs {
+    pub upper: PathBuf,
+    pub work: PathBuf,
+}
+
+impl UpperDirs {
+    /// Checks that both exist, are directories on one filesystem, and neither is inside the
+    /// other (as overlayfs requires); the error is one line naming the option.
+    pub fn new(upper: PathBuf, work: PathBuf) -> Result<UpperDirs, String> {
+        crate::union::upper::check_dirs(&upper, &work)?;
+        Ok(UpperDirs { upper, work })
+    }
 }
 
 /// Mount flags passed through to the kernel.
@@ -137,22 +156,45 @@ fn check_mountpoint(path: &Path) -> Result<PathBuf, MountError> {
 
 /// Opens the layers (topmost first) and builds the union.
 pub fn build_union(layers: &[LayerSource], options: &LayerOptions) -> Result<Union, MountError> {
+    build_writable_union(layers, None, options)
+}
+
+/// Opens the layers (topmost first) and builds the union, writable if `upper` is given.
+pub fn build_writable_union(
+    layers: &[LayerSource],
+    upper: Option<&UpperDirs>,
+    options: &LayerOptions,
+) -> Result<Union, MountError> {
     let mut opened: Vec<Arc<dyn Layer>> = Vec::with_capacity(layers.len());
     for source in layers {
         let layer = layer::open(source, options).map_err(MountError::Layer)?;
         opened.push(layer);
     }
-    Union::new(opened).map_err(|e| MountError::Daemon(e.to_string()))
+    match upper {
+        None => Union::new(opened).map_err(|e| MountError::Daemon(e.to_string())),
+        Some(dirs) => {
+            let upper = Upper::open(&dirs.upper, &dirs.work).map_err(|e| {
+                MountError::Layer(format!(
+                    "upperdir={} workdir={}: {e}",
+                    dirs.upper.display(),
+                    dirs.work.display()
+                ))
+            })?;
+            Union::with_upper(upper, opened).map_err(|e| MountError::Daemon(e.to_string()))
+        }
+    }
 }
 
 fn fuse_config(cfg: &MountConfig) -> Config {
     let mut options = vec![
         MountOption::FSName(cfg.fsname.clone()),
         MountOption::Subtype(FS_TYPE.to_string()),
-        MountOption::RO,
         // The kernel checks permissions against the modes we report, as overlayfs does.
         MountOption::DefaultPermissions,
     ];
+    if cfg.upper.is_none() {
+        options.push(MountOption::RO);
+    }
     // fuser mounts nodev,nosuid unless told otherwise; kernel overlayfs (what a root user
     // compares with) honours both, so root gets them unless nodev/nosuid is asked for.
     if is_root() {
@@ -196,7 +238,7 @@ pub fn run(cfg: &MountConfig) -> Result<(), MountError> {
         ));
     }
     raise_fd_limit();
-    let union = build_union(&cfg.layers, &cfg.layer_options)?;
+    let union = build_writable_union(&cfg.layers, cfg.upper.as_ref(), &cfg.layer_options)?;
     let session = Session::new(FuseAdapter::new(union), &mountpoint, &fuse_config(cfg))
         .map_err(|e| MountError::Mount(mountpoint.clone(), e))?;
     info!(

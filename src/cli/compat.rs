@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use super::CliError;
 use crate::layer::LayerOptions;
 use crate::layer::blob::LayerSource;
-use crate::mount::{MountConfig, MountFlag};
+use crate::mount::{MountConfig, MountFlag, UpperDirs};
 
 /// Splits `s` at unescaped `sep`, removing the escaping backslashes of `sep` and `\\`.
 fn split_escaped(s: &str, sep: char) -> Vec<String> {
@@ -66,6 +66,8 @@ pub fn parse(
     let mut fsname = "unionmount".to_string();
     let mut flags = Vec::new();
     let mut allow_other = rustix::process::geteuid().is_root();
+    let (mut upper, mut work): (Option<PathBuf>, Option<PathBuf>) = (None, None);
+    let mut read_only = false;
     for opt in options.iter().flat_map(|o| split_options(o)) {
         let (key, value) = match opt.split_once('=') {
             Some((k, v)) => (k.to_string(), Some(v.to_string())),
@@ -83,10 +85,10 @@ pub fn parse(
                 }
                 lower = Some(dirs.into_iter().map(LayerSource::Path).collect());
             }
+            ("upperdir", Some(v)) if !v.is_empty() => upper = Some(PathBuf::from(v)),
+            ("workdir", Some(v)) if !v.is_empty() => work = Some(PathBuf::from(v)),
             ("upperdir" | "workdir", Some(_)) => {
-                return Err(usage(format!(
-                    "{key}: a writable upper directory is not supported yet (read-only mounts only)"
-                )));
+                return Err(usage(format!("{key}=: empty path")));
             }
             ("fsname", Some(v)) => fsname = v,
             ("nodev", None) => flags.push(MountFlag::NoDev),
@@ -96,26 +98,35 @@ pub fn parse(
             ("allow_other", None) => allow_other = true,
             ("allow_root", None) => allow_other = true,
             // Always on, or meaningless for a read-only union.
-            ("ro" | "default_permissions" | "dev" | "suid" | "exec" | "atime", None) => {}
+            ("ro", None) => read_only = true,
+            ("default_permissions" | "dev" | "suid" | "exec" | "atime", None) => {}
             ("relatime" | "strictatime" | "volatile" | "sync" | "async", None) => {}
-            ("rw", None) => {
-                return Err(usage(
-                    "rw: a writable mount needs an upperdir, which is not supported yet".into(),
-                ));
-            }
+            ("rw", None) => read_only = false,
             ("context" | "fscontext" | "defcontext" | "rootcontext", Some(_)) => {}
             (k, Some(_)) => return Err(usage(format!("unknown mount option {k}="))),
             (k, None) => return Err(usage(format!("unknown mount option {k}"))),
         }
     }
-    let Some(layers) = lower else {
+    let Some(mut layers) = lower else {
         return Err(usage("-o needs lowerdir=TOP:...:BOTTOM".into()));
+    };
+    let upper = match (upper, work) {
+        (None, None) => None,
+        (Some(_), None) => return Err(usage("upperdir= needs workdir= too".into())),
+        (None, Some(_)) => return Err(usage("workdir= needs upperdir= too".into())),
+        // `ro` with an upper: the upper is shown as the top layer and never written.
+        (Some(u), Some(_)) if read_only => {
+            layers.insert(0, LayerSource::Path(u));
+            None
+        }
+        (Some(u), Some(w)) => Some(UpperDirs::new(u, w).map_err(usage)?),
     };
     Ok(MountConfig {
         layers,
         layer_options: LayerOptions::default(),
         mountpoint,
         foreground,
+        upper,
         fsname,
         flags,
         allow_other,
@@ -160,11 +171,62 @@ mod tests {
     fn unknown_and_unsupported_options_are_refused_by_name() {
         let e = p(&["lowerdir=/a,frobnicate"]).unwrap_err().to_string();
         assert!(e.contains("frobnicate"), "{e}");
-        let e = p(&["lowerdir=/a,upperdir=/u,workdir=/w"])
+        let e = p(&["lowerdir=/a,upperdir=/nonexistent-u,workdir=/nonexistent-w"])
             .unwrap_err()
             .to_string();
-        assert!(e.contains("upperdir"), "{e}");
+        assert!(e.contains("upperdir=/nonexistent-u: does not exist"), "{e}");
         assert!(p(&["noatime"]).is_err());
         assert!(p(&["lowerdir=/a::/b"]).is_err());
+    }
+
+    #[test]
+    fn upper_and_work_are_checked() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (u, w) = (tmp.path().join("u"), tmp.path().join("w"));
+        std::fs::create_dir_all(u.join("inside")).unwrap();
+        std::fs::create_dir(&w).unwrap();
+        std::fs::write(tmp.path().join("f"), b"").unwrap();
+        let opt = |u: &std::path::Path, w: &std::path::Path| {
+            format!(
+                "lowerdir=/a,upperdir={},workdir={}",
+                u.display(),
+                w.display()
+            )
+        };
+        let c = p(&[&opt(&u, &w), ",volatile,"]).unwrap();
+        assert_eq!(
+            c.upper,
+            Some(UpperDirs {
+                upper: u.clone(),
+                work: w.clone()
+            })
+        );
+        let e = p(&[&opt(&u, &u.join("inside"))]).unwrap_err().to_string();
+        assert!(e.contains("inside one another"), "{e}");
+        let e = p(&[&opt(&u, &tmp.path().join("f"))])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("not a directory"), "{e}");
+        let e = p(&[&format!("lowerdir=/a,upperdir={}", u.display())])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("workdir"), "{e}");
+        // `ro`: the upper is only the top layer.
+        let c = p(&[&opt(&u, &w), "ro"]).unwrap();
+        assert_eq!(c.upper, None);
+        assert_eq!(c.layers.len(), 2);
+        if std::path::Path::new("/dev/shm").is_dir() {
+            let shm = tempfile::tempdir_in("/dev/shm").unwrap();
+            if std::fs::metadata("/dev/shm")
+                .map(|m| std::os::unix::fs::MetadataExt::dev(&m))
+                .ok()
+                != std::fs::metadata(tmp.path())
+                    .map(|m| std::os::unix::fs::MetadataExt::dev(&m))
+                    .ok()
+            {
+                let e = p(&[&opt(&u, shm.path())]).unwrap_err().to_string();
+                assert!(e.contains("same filesystem"), "{e}");
+            }
+        }
     }
 }

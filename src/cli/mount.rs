@@ -124,6 +124,7 @@ pub fn run(args: MountArgs) -> Result<(), CliError> {
         layer_options,
         mountpoint,
         foreground: args.foreground,
+        upper: None,
         fsname: "unionmount".into(),
         flags: Vec::new(),
         allow_other: !args.private && rustix::process::geteuid().is_root(),

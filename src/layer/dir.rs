@@ -202,6 +202,79 @@ impl DirLayer {
     }
 }
 
+/// What the writable upper (`union::upper`) needs beyond the read-only [`Layer`] view: the
+/// descriptors to write relative to, and keeping node ids meaning "this path" when names
+/// move or go away under them.
+impl DirLayer {
+    /// An `O_PATH` descriptor of directory `node`, for `*at` calls.
+    pub fn dir_handle(&self, node: NodeId) -> io::Result<Arc<OwnedFd>> {
+        self.dir_fd(node)
+    }
+
+    /// The directory holding `node` and its name there (`None` for the root).
+    pub fn place_of(&self, node: NodeId) -> io::Result<Option<(Arc<OwnedFd>, CString)>> {
+        if node == ROOT {
+            return Ok(None);
+        }
+        let path = self.node(node)?;
+        if path.name.is_empty() {
+            return Err(io::Error::from_raw_os_error(libc::ENOENT));
+        }
+        Ok(Some((self.parent_fd(&path)?, path.name.clone())))
+    }
+
+    /// `name` in `parent` is gone (unlinked, or replaced by another object): the node id it
+    /// had now names nothing, and a new object there gets a new id. Cached directory
+    /// descriptors below it are dropped, since they point at the old object.
+    pub fn forget_name(&self, parent: NodeId, name: &OsStr) {
+        let key = (parent, Box::<[u8]>::from(name.as_bytes()));
+        let mut nodes = self.nodes.write();
+        if let Some(id) = nodes.by_name.remove(&key) {
+            if let Some(slot) = usize::try_from(id)
+                .ok()
+                .and_then(|i| nodes.nodes.get_mut(i))
+            {
+                *slot = Arc::new(NodePath {
+                    parent,
+                    name: CString::default(),
+                });
+            }
+            drop(nodes);
+            self.dir_fds.lock().clear();
+        }
+    }
+
+    /// `old_name` in `old_parent` was renamed to `new_name` in `new_parent`: its node id (and
+    /// so every id below it) follows; whatever the new name had is forgotten.
+    pub fn move_name(
+        &self,
+        old_parent: NodeId,
+        old_name: &OsStr,
+        new_parent: NodeId,
+        new_name: &OsStr,
+    ) -> io::Result<()> {
+        self.forget_name(new_parent, new_name);
+        let name_c = CString::new(new_name.as_bytes()).map_err(|_| einval())?;
+        let old_key = (old_parent, Box::<[u8]>::from(old_name.as_bytes()));
+        let mut nodes = self.nodes.write();
+        if let Some(id) = nodes.by_name.remove(&old_key) {
+            if let Some(slot) = usize::try_from(id)
+                .ok()
+                .and_then(|i| nodes.nodes.get_mut(i))
+            {
+                *slot = Arc::new(NodePath {
+                    parent: new_parent,
+                    name: name_c,
+                });
+            }
+            nodes
+                .by_name
+                .insert((new_parent, Box::from(new_name.as_bytes())), id);
+        }
+        Ok(())
+    }
+}
+
 enum XattrTarget<'a> {
     Fd(BorrowedFd<'a>),
     Path(&'a CString),
@@ -268,6 +341,10 @@ impl FileData for DirFile {
     fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
         // pread on a regular file of a local filesystem is short only at end of file.
         self.0.read_at(buf, offset)
+    }
+
+    fn backing_file(&self) -> Option<&File> {
+        Some(&self.0)
     }
 }
 

@@ -86,6 +86,12 @@ pub trait FileData: Send + Sync {
     /// A count shorter than `buf` means the file ends there (FUSE takes a short reply as end
     /// of file), so an implementation whose source can return short reads must loop.
     fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize>;
+
+    /// The open file behind the data, if it is a whole file of its own (a directory layer's):
+    /// copy-up then clones or `copy_file_range`s it and keeps its holes.
+    fn backing_file(&self) -> Option<&std::fs::File> {
+        None
+    }
 }
 
 /// Filesystem-wide numbers for `statfs`.

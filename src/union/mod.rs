@@ -5,8 +5,12 @@
 //! rules of kernel overlayfs, Documentation/filesystems/overlayfs.rst). Errors are
 //! `io::Error`s carrying the errno the kernel should see.
 
+mod copyup;
 pub mod handles;
 pub mod node;
+mod rename;
+pub mod upper;
+mod write;
 
 use std::collections::HashSet;
 use std::ffi::{OsStr, OsString};
@@ -18,7 +22,9 @@ use crate::layer::whiteout::is_private_xattr;
 use crate::layer::{Attr, FileData, FsStats, Kind, Layer};
 use handles::Handles;
 pub use node::{Ino, ROOT_INO};
-use node::{LayerRef, Node, NodeTable, Resolved};
+use node::{LayerRef, Node, NodeTable, Place, Resolved};
+use upper::Upper;
+pub use write::{Caller, RENAME_EXCHANGE, RENAME_NOREPLACE, SetAttr, TimeSet};
 
 /// What `stat` shows for a merged object.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -71,13 +77,22 @@ pub fn errno(code: i32) -> io::Error {
     io::Error::from_raw_os_error(code)
 }
 
-/// A read-only union of layers.
+/// An open file: its data for reads and, when opened for writing in the upper, the file
+/// written to.
+#[derive(Clone)]
+struct OpenFile {
+    data: Arc<dyn FileData>,
+    upper: Option<Arc<std::fs::File>>,
+}
+
+/// A union of layers; read-only, or writable through an [`Upper`] at position 0.
 pub struct Union {
     /// Topmost first.
     layers: Vec<Arc<dyn Layer>>,
     nodes: NodeTable,
-    files: Handles<Arc<dyn FileData>>,
+    files: Handles<OpenFile>,
     dirs: Handles<Arc<Listing>>,
+    upper: Option<Upper>,
 }
 
 impl Union {
@@ -109,7 +124,23 @@ impl Union {
             layers,
             files: Handles::new(),
             dirs: Handles::new(),
+            upper: None,
         })
+    }
+
+    /// Merges the upper's directory (on top) over `lowers` (topmost first) and makes the
+    /// union writable through it.
+    pub fn with_upper(upper: Upper, lowers: Vec<Arc<dyn Layer>>) -> io::Result<Union> {
+        let mut layers: Vec<Arc<dyn Layer>> = vec![upper.layer().clone()];
+        layers.extend(lowers);
+        let mut union = Union::new(layers)?;
+        union.upper = Some(upper);
+        Ok(union)
+    }
+
+    /// True if the union has a writable upper.
+    pub fn is_writable(&self) -> bool {
+        self.upper.is_some()
     }
 
     pub fn layers(&self) -> &[Arc<dyn Layer>] {
@@ -130,7 +161,7 @@ impl Union {
     fn resolve(&self, dir: &Node, name: &OsStr, from: usize) -> io::Result<(Resolved, Attr)> {
         let mut found: Vec<LayerRef> = Vec::new();
         let mut top: Option<(Kind, u64, Attr)> = None;
-        for &parent in dir.layers.iter().skip(from) {
+        for &parent in dir.layers().iter().skip(from) {
             let Some(entry) = self.layer(parent).lookup(parent.node, name)? else {
                 continue;
             };
@@ -141,7 +172,7 @@ impl Union {
             match (&top, entry.attr.kind) {
                 (_, Kind::Whiteout) => break,
                 (None, kind) => {
-                    let ino = node::st_ino(parent.layer, entry.attr.ino);
+                    let ino = self.st_ino_of(parent.layer, entry.attr.ino);
                     top = Some((kind, ino, entry.attr));
                     found.push(here);
                     if kind != Kind::Dir || entry.opaque {
@@ -191,9 +222,13 @@ impl Union {
             return Err(errno(libc::ENOENT));
         };
         let (resolved, mut attr) = self.resolve(&dir, name, listed.from)?;
-        let node = self.nodes.acquire(resolved, dir.ino);
+        let place = Place {
+            parent: dir.ino,
+            name: self.upper.as_ref().map(|_| Arc::from(name)),
+        };
+        let node = self.nodes.acquire(resolved, place);
         // The attributes came with the lookup: no second stat of the same object.
-        if node.layers.len() > 1 {
+        if node.layers().len() > 1 {
             attr.nlink = MERGED_DIR_NLINK;
         }
         let stat = Stat {
@@ -209,9 +244,10 @@ impl Union {
     }
 
     fn stat_node(&self, node: &Node) -> io::Result<Stat> {
-        let top = node.top();
+        let layers = node.layers();
+        let top = layers[0];
         let mut attr = self.layer(top).attr(top.node)?;
-        if node.layers.len() > 1 {
+        if layers.len() > 1 {
             attr.nlink = MERGED_DIR_NLINK;
         }
         Ok(Stat {
@@ -246,7 +282,10 @@ impl Union {
         }
         let top = node.top();
         let data = self.layer(top).open(top.node)?;
-        Ok(self.files.insert(Arc::from(data)))
+        Ok(self.files.insert(OpenFile {
+            data: Arc::from(data),
+            upper: None,
+        }))
     }
 
     /// Reads up to `size` bytes at `offset` of an open file.
@@ -254,7 +293,7 @@ impl Union {
         let file = self.files.get(fh).ok_or_else(|| errno(libc::EBADF))?;
         let mut buf = vec![0u8; size as usize];
         // One call: a layer fills the buffer unless the file ends (FileData's contract).
-        let n = file.read_at(&mut buf, offset)?;
+        let n = file.data.read_at(&mut buf, offset)?;
         buf.truncate(n);
         Ok(buf)
     }
@@ -275,17 +314,19 @@ impl Union {
 
     /// The merged listing of a directory node, made on first use.
     fn listing_of(&self, node: &Node) -> io::Result<Arc<Listing>> {
-        if let Some(l) = node.listing.get() {
-            return Ok(l.clone());
-        }
+        let version = match node.cached_listing() {
+            Ok(l) => return Ok(l),
+            Err(version) => version,
+        };
         let made = Arc::new(self.merge_listing(node)?);
-        // Two threads may race to merge; both results are equal, keep the first.
-        Ok(node.listing.get_or_init(|| made).clone())
+        // Two threads may race to merge; both results are equal, keep the first (unless a
+        // write changed the directory meanwhile).
+        Ok(node.store_listing(made, version))
     }
 
     /// Merges the names of every layer directory of `node`, top first.
     fn merge_listing(&self, node: &Node) -> io::Result<Listing> {
-        let parent_st_ino = match self.nodes.get(node.parent) {
+        let parent_st_ino = match self.nodes.get(node.parent()) {
             Some(p) => p.st_ino,
             None => node.st_ino,
         };
@@ -304,7 +345,7 @@ impl Union {
             },
         ];
         let mut seen: HashSet<OsString> = HashSet::new();
-        for (from, &r) in node.layers.iter().enumerate() {
+        for (from, &r) in node.layers().iter().enumerate() {
             for e in self.layer(r).read_dir(r.node)? {
                 if seen.contains(&e.name) {
                     continue;
@@ -313,7 +354,7 @@ impl Union {
                     entries.push(Listed {
                         name: e.name.clone(),
                         kind: e.kind,
-                        st_ino: node::st_ino(r.layer, e.ino),
+                        st_ino: self.st_ino_of(r.layer, e.ino),
                         from,
                     });
                 }
@@ -360,18 +401,18 @@ impl Union {
         Ok(out)
     }
 
-    /// Checks access(2) for a caller, with the classic owner/group/other rules (root may read
-    /// and search anything, and execute what has any execute bit). Writing is refused: the
-    /// union is read-only.
+    /// Checks access(2) for a caller, with the classic owner/group/other rules (root may read,
+    /// write and search anything, and execute what has any execute bit). Writing is refused
+    /// without an upper.
     pub fn access(&self, ino: Ino, mask: u32, uid: u32, gid: u32) -> io::Result<()> {
         let stat = self.getattr(ino)?;
-        if mask & W_OK != 0 {
+        if mask & W_OK != 0 && self.upper.is_none() {
             return Err(errno(libc::EROFS));
         }
         let a = &stat.attr;
         let granted = if uid == 0 {
             let any_x = a.perm & 0o111 != 0 || a.kind == Kind::Dir;
-            R_OK | if any_x { X_OK } else { 0 }
+            R_OK | W_OK | if any_x { X_OK } else { 0 }
         } else if uid == a.uid {
             (a.perm >> 6) & 7
         } else if gid == a.gid {
@@ -379,7 +420,7 @@ impl Union {
         } else {
             a.perm & 7
         };
-        if mask & (R_OK | X_OK) & !granted != 0 {
+        if mask & (R_OK | W_OK | X_OK) & !granted != 0 {
             return Err(errno(libc::EACCES));
         }
         Ok(())
@@ -390,6 +431,17 @@ impl Union {
         self.layers[0].statfs()
     }
 
+    /// The `st_ino` of an object in layer `layer`: an upper object made by copying up a lower
+    /// one keeps the number the lower one had (as overlayfs does with its origin xattr), so
+    /// an open file and a fresh `stat` agree.
+    fn st_ino_of(&self, layer: usize, ino: u64) -> u64 {
+        let st_ino = node::st_ino(layer, ino);
+        match &self.upper {
+            Some(upper) if layer == 0 => upper.origin_of(st_ino).unwrap_or(st_ino),
+            _ => st_ino,
+        }
+    }
+
     /// Number of live nodes.
     pub fn node_count(&self) -> usize {
         self.nodes.len()
@@ -398,3 +450,5 @@ impl Union {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod upper_tests;

@@ -7,8 +7,9 @@
 //! resolve to one node, so `find`, `du` and `tar` see them as links.
 
 use std::collections::HashMap;
+use std::ffi::OsStr;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
 
 use parking_lot::RwLock;
 
@@ -53,19 +54,95 @@ pub struct Node {
     /// The `st_ino` shown for it (equal to `ino` except for the root).
     pub st_ino: u64,
     pub kind: Kind,
-    pub layers: Vec<LayerRef>,
-    /// For directories, which have one parent: the parent's node id (the root's own for the
-    /// root), for `..` in listings.
-    pub parent: Ino,
-    /// A directory's merged listing, made on first open: layers do not change while
-    /// mounted, and merging on every opendir made warm `find` 3x slower than fuse-overlayfs.
-    pub listing: OnceLock<Arc<Listing>>,
+    /// Topmost first. Changes only when a writable upper copies the object up (the upper
+    /// object goes on top) or moves it.
+    layers: RwLock<Arc<[LayerRef]>>,
+    /// Where the kernel first found it: the parent's node id (the root's own for the root),
+    /// for `..` in listings and for copy-up; and, with a writable upper, its name there.
+    place: RwLock<Place>,
+    /// A directory's merged listing, made on first open and dropped when a write changes the
+    /// directory: merging on every opendir made warm `find` 3x slower than fuse-overlayfs.
+    listing: RwLock<Option<Arc<Listing>>>,
+    /// Bumped by every invalidation, so a listing merged concurrently is not kept.
+    version: AtomicU64,
     lookups: AtomicU64,
+}
+
+/// A node's parent and name.
+#[derive(Clone, Debug)]
+pub struct Place {
+    pub parent: Ino,
+    /// Only kept with a writable upper (a read-only union never needs it).
+    pub name: Option<Arc<OsStr>>,
 }
 
 impl Node {
     pub fn top(&self) -> LayerRef {
-        self.layers[0]
+        self.layers.read()[0]
+    }
+
+    pub fn layers(&self) -> Arc<[LayerRef]> {
+        self.layers.read().clone()
+    }
+
+    pub fn set_layers(&self, layers: Vec<LayerRef>) {
+        *self.layers.write() = layers.into();
+    }
+
+    pub fn place(&self) -> Place {
+        self.place.read().clone()
+    }
+
+    pub fn set_place(&self, parent: Ino, name: &OsStr) {
+        *self.place.write() = Place {
+            parent,
+            name: Some(Arc::from(name)),
+        };
+    }
+
+    pub fn parent(&self) -> Ino {
+        self.place.read().parent
+    }
+
+    /// The cached listing and the version it must still have to be stored.
+    pub fn cached_listing(&self) -> Result<Arc<Listing>, u64> {
+        let version = self.version.load(Ordering::Acquire);
+        match &*self.listing.read() {
+            Some(l) => Ok(l.clone()),
+            None => Err(version),
+        }
+    }
+
+    /// Keeps `made` unless the directory changed since `version` was read.
+    pub fn store_listing(&self, made: Arc<Listing>, version: u64) -> Arc<Listing> {
+        let mut slot = self.listing.write();
+        if let Some(l) = &*slot {
+            return l.clone();
+        }
+        if self.version.load(Ordering::Acquire) == version {
+            *slot = Some(made.clone());
+        }
+        made
+    }
+
+    /// The directory changed: the next listing is merged afresh.
+    pub fn invalidate_listing(&self) {
+        let mut slot = self.listing.write();
+        self.version.fetch_add(1, Ordering::AcqRel);
+        *slot = None;
+    }
+
+    fn new(ino: Ino, st_ino: u64, kind: Kind, layers: Vec<LayerRef>, place: Place) -> Node {
+        Node {
+            ino,
+            st_ino,
+            kind,
+            layers: RwLock::new(layers.into()),
+            place: RwLock::new(place),
+            listing: RwLock::new(None),
+            version: AtomicU64::new(0),
+            lookups: AtomicU64::new(0),
+        }
     }
 }
 
@@ -82,16 +159,19 @@ impl NodeTable {
         let table = NodeTable {
             shards: (0..SHARDS).map(|_| RwLock::new(HashMap::new())).collect(),
         };
-        let root = Arc::new(Node {
-            ino: ROOT_INO,
+        let root = Node::new(
+            ROOT_INO,
             st_ino,
-            kind: Kind::Dir,
+            Kind::Dir,
             layers,
-            parent: ROOT_INO,
-            listing: OnceLock::new(),
-            // The kernel never forgets the root.
-            lookups: AtomicU64::new(1),
-        });
+            Place {
+                parent: ROOT_INO,
+                name: None,
+            },
+        );
+        // The kernel never forgets the root.
+        root.lookups.store(1, Ordering::Release);
+        let root = Arc::new(root);
         table.shard(ROOT_INO).write().insert(ROOT_INO, root);
         table
     }
@@ -107,23 +187,15 @@ impl NodeTable {
     /// Takes one lookup reference on the node for `r`, creating it if it is not live. An
     /// existing node keeps the layer objects it was created with (a hard link reached by
     /// another name is the same file).
-    pub fn acquire(&self, r: Resolved, parent: Ino) -> Arc<Node> {
+    pub fn acquire(&self, r: Resolved, place: Place) -> Arc<Node> {
         if let Some(node) = self.shard(r.ino).read().get(&r.ino) {
             node.lookups.fetch_add(1, Ordering::AcqRel);
             return node.clone();
         }
         let mut shard = self.shard(r.ino).write();
-        let node = shard.entry(r.ino).or_insert_with(|| {
-            Arc::new(Node {
-                ino: r.ino,
-                st_ino: r.ino,
-                kind: r.kind,
-                layers: r.layers,
-                parent,
-                listing: OnceLock::new(),
-                lookups: AtomicU64::new(0),
-            })
-        });
+        let node = shard
+            .entry(r.ino)
+            .or_insert_with(|| Arc::new(Node::new(r.ino, r.ino, r.kind, r.layers, place)));
         node.lookups.fetch_add(1, Ordering::AcqRel);
         node.clone()
     }
@@ -170,18 +242,25 @@ mod tests {
         }
     }
 
+    fn top() -> Place {
+        Place {
+            parent: ROOT_INO,
+            name: None,
+        }
+    }
+
     #[test]
     fn lookups_share_a_node_until_forgotten() {
         let t = NodeTable::new(st_ino(0, 2), vec![LayerRef { layer: 0, node: 0 }]);
-        let a = t.acquire(file(st_ino(0, 7)), ROOT_INO);
-        let b = t.acquire(file(st_ino(0, 7)), ROOT_INO);
+        let a = t.acquire(file(st_ino(0, 7)), top());
+        let b = t.acquire(file(st_ino(0, 7)), top());
         assert!(Arc::ptr_eq(&a, &b));
         assert_eq!(t.len(), 2);
         t.forget(a.ino, 1);
         assert!(t.get(a.ino).is_some());
         t.forget(a.ino, 1);
         assert!(t.get(a.ino).is_none());
-        let c = t.acquire(file(st_ino(0, 7)), ROOT_INO);
+        let c = t.acquire(file(st_ino(0, 7)), top());
         assert_eq!(c.ino, a.ino, "the node id is stable across forget");
         t.forget(ROOT_INO, 10);
         assert!(t.get(ROOT_INO).is_some());

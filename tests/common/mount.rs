@@ -110,6 +110,24 @@ impl UnionMount {
         Self::start(&args, mnt)
     }
 
+    /// `unionmount -f -o lowerdir=TOP:...:BOTTOM,upperdir=U,workdir=W MNT`, given the lower
+    /// layers bottom first: a writable mount.
+    pub fn with_upper<P: AsRef<Path>>(layers: &[P], upper: &Path, work: &Path, mnt: &Path) -> Self {
+        let opt = format!(
+            "lowerdir={},upperdir={},workdir={}",
+            lowerdir_value(layers),
+            upper.display(),
+            work.display()
+        );
+        let args: Vec<OsString> = vec![
+            "-f".into(),
+            "-o".into(),
+            opt.into(),
+            mnt.as_os_str().to_owned(),
+        ];
+        Self::start(&args, mnt)
+    }
+
     /// Runs `unionmount ARGS` (which must keep it in the foreground) and waits until `mnt` is
     /// a FUSE mount. Panics, with the daemon's stderr, if it exits or times out first.
     pub fn start<S: AsRef<OsStr>>(args: &[S], mnt: &Path) -> Self {
@@ -245,7 +263,18 @@ impl UnionMount {
     /// Unmounts from outside (like `umount MNT`) and waits for the daemon to exit by itself.
     pub fn unmount_and_wait(mut self) -> ExitStatus {
         let mut child = self.child.take().expect("child present");
-        umount2(&self.mnt, 0).unwrap_or_else(|e| panic!("umount {}: {e}", self.mnt.display()));
+        // EBUSY can be passing: a process another test forks holds copies of our open
+        // descriptors until it execs (they are close-on-exec).
+        let deadline = Instant::now() + EXIT_TIMEOUT;
+        loop {
+            match umount2(&self.mnt, 0) {
+                Ok(()) => break,
+                Err(e) if e.raw_os_error() == Some(libc::EBUSY) && Instant::now() < deadline => {
+                    thread::sleep(Duration::from_millis(20));
+                }
+                Err(e) => panic!("umount {}: {e}", self.mnt.display()),
+            }
+        }
         let (status, killed) = wait_or_kill(&mut child, EXIT_TIMEOUT);
         assert!(
             !killed,
@@ -358,6 +387,34 @@ impl KernelOverlay {
 
     pub fn path(&self) -> &Path {
         &self.mnt
+    }
+
+    /// `mount -t overlay overlay -o lowerdir=TOP:...:BOTTOM,upperdir=U,workdir=W MNT`, lower
+    /// layers given bottom first: a writable kernel overlay.
+    pub fn with_upper<P: AsRef<Path>>(layers: &[P], upper: &Path, work: &Path, mnt: &Path) -> Self {
+        crate::common::require_root();
+        let mnt = mnt
+            .canonicalize()
+            .unwrap_or_else(|e| panic!("mountpoint {}: {e}", mnt.display()));
+        let opts = format!(
+            "lowerdir={},upperdir={},workdir={}",
+            lowerdir_value(layers),
+            upper.display(),
+            work.display()
+        );
+        let out = Command::new("mount")
+            .args(["-t", "overlay", "overlay", "-o", &opts])
+            .arg(&mnt)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run mount(8)");
+        assert!(
+            out.status.success(),
+            "mount -t overlay -o {opts} {} failed: {}",
+            mnt.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        KernelOverlay { mnt, _empty: None }
     }
 }
 

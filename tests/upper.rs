@@ -1,0 +1,484 @@
+//! The writable upper, differentially: the same lower layers with a fresh upper each, the same
+//! operations through kernel overlayfs (the oracle) and through unionmount, then the merged
+//! trees AND the upper directories compared; and interchangeability: an upper written by one
+//! is mounted by the other and shows the same tree.
+//!
+//! Accepted differences, each checked to be the only ones:
+//! - the mtimes of objects an operation changed (the two mounts run at different moments);
+//! - whiteouts in the upper: the kernel makes one whiteout inode and hard-links it for each
+//!   name (`nlink` > 1), unionmount makes one device per name; and their mtimes are the
+//!   moment of the deletion;
+//! - `trusted.overlay.*` xattrs other than `opaque` in the upper (the kernel records
+//!   `origin`, `impure`... for its own inode bookkeeping; the snapshot leaves them all out,
+//!   and opaque is compared separately).
+
+mod common;
+
+use common::*;
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::{FileExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+/// Two lower layers, bottom first.
+fn lowers() -> Vec<Vec<Entry>> {
+    vec![
+        vec![
+            root().mtime(1_600_000_000, 0),
+            file("etc/passwd", "root:x:0:0::/root:/bin/sh\n").mtime(1_600_000_001, 5),
+            file("etc/motd", "base motd\n"),
+            file("etc/hostname", "hostname\n"),
+            file("etc/shadow", "secret\n").mode(0o640).owner(0, 42),
+            file("etc/old", "old name\n"),
+            file("etc/a", "a\n"),
+            file("etc/b", "b\n"),
+            file("etc/owned", "o\n"),
+            file("etc/timed", "t\n"),
+            file("etc/x1", "one\n"),
+            file("etc/x2", "two\n"),
+            file("etc/xf", "x\n")
+                .xattr("user.old", "1")
+                .xattr("user.keep", "2"),
+            file("usr/bin/tool", "#!/bin/sh\n").mode(0o755),
+            dir_("usr/share").mtime(1_500_000_000, 42),
+            file("usr/share/doc/deep/README", "deep\n"),
+            file("var/cache/a", "a\n"),
+            file("var/cache/sub/b", "b\n"),
+            dir_("opt/empty").mtime(1_400_000_000, 0),
+            file("opt/full/f", "f\n"),
+            dir_("moved").mtime(1_400_000_000, 0),
+        ],
+        vec![
+            dir_("etc").mtime(1_600_000_100, 0),
+            file("etc/motd", "upper layer motd\n"),
+            file("var/cache/c", "c\n"),
+            whiteout("etc/hostname.gone"),
+            file("opt/full/g", "g\n"),
+        ],
+    ]
+}
+
+/// The operations, each on `root` (a mount point). Paths whose mtime necessarily differs
+/// between two runs are returned.
+fn operate(root: &Path) -> Vec<&'static str> {
+    let p = |rel: &str| root.join(rel);
+    // create, in the root and in a lower directory
+    fs::write(p("new.txt"), "new file\n").unwrap();
+    fs::write(p("etc/new.conf"), "conf\n").unwrap();
+    // write over a lower file (O_TRUNC), append to one, truncate one
+    fs::write(p("etc/motd"), "replaced\n").unwrap();
+    let mut f = fs::OpenOptions::new()
+        .append(true)
+        .open(p("etc/passwd"))
+        .unwrap();
+    f.write_all(b"user:x:1000:1000::/home/user:/bin/sh\n")
+        .unwrap();
+    drop(f);
+    let f = fs::OpenOptions::new()
+        .write(true)
+        .open(p("etc/hostname"))
+        .unwrap();
+    f.set_len(4).unwrap();
+    drop(f);
+    // a deep file: every parent is copied up with its attributes
+    let f = fs::OpenOptions::new()
+        .write(true)
+        .open(p("usr/share/doc/deep/README"))
+        .unwrap();
+    f.write_all_at(b"D", 0).unwrap();
+    drop(f);
+    // chmod, chown, utimes
+    fs::set_permissions(p("usr/bin/tool"), fs::Permissions::from_mode(0o700)).unwrap();
+    std::os::unix::fs::chown(p("etc/owned"), Some(1000), Some(1000)).unwrap();
+    let t = std::time::UNIX_EPOCH + std::time::Duration::new(1_234_567_890, 123_456_789);
+    fs::File::options()
+        .write(true)
+        .open(p("etc/timed"))
+        .unwrap()
+        .set_times(fs::FileTimes::new().set_modified(t).set_accessed(t))
+        .unwrap();
+    // xattrs
+    xattr_set(&p("etc/xf"), "user.new", b"yes");
+    xattr_remove(&p("etc/xf"), "user.old");
+    // unlink of lower files, rmdir of lower dirs, rm -r of a merged dir, mkdir over it
+    fs::remove_file(p("etc/shadow")).unwrap();
+    fs::remove_dir(p("opt/empty")).unwrap();
+    assert_eq!(
+        errno_of("rmdir opt/full", fs::remove_dir(p("opt/full"))),
+        libc::ENOTEMPTY
+    );
+    fs::remove_dir_all(p("var/cache")).unwrap();
+    fs::create_dir(p("var/cache")).unwrap();
+    fs::write(p("var/cache/fresh"), "fresh\n").unwrap();
+    // renames: lower file, upper file, over an existing lower file
+    fs::rename(p("etc/old"), p("etc/renamed")).unwrap();
+    fs::rename(p("new.txt"), p("etc/new2.txt")).unwrap();
+    fs::rename(p("etc/a"), p("etc/b")).unwrap();
+    // renameat2: exchange two lower files; no-replace refuses an existing name
+    renameat2(&p("etc/x1"), &p("etc/x2"), libc::RENAME_EXCHANGE).unwrap();
+    assert_eq!(
+        errno_of(
+            "rename noreplace",
+            renameat2(&p("etc/x1"), &p("etc/b"), libc::RENAME_NOREPLACE)
+        ),
+        libc::EEXIST
+    );
+    renameat2(&p("etc/x1"), &p("etc/x3"), libc::RENAME_NOREPLACE).unwrap();
+    // symlink, hard link of a lower file, fifo
+    std::os::unix::fs::symlink("etc/passwd", p("link")).unwrap();
+    fs::hard_link(p("etc/passwd"), p("etc/passwd.hard")).unwrap();
+    mkfifo(&p("fifo"));
+    // an upper-only directory tree, renamed
+    fs::create_dir_all(p("newdir/sub")).unwrap();
+    fs::write(p("newdir/sub/f"), "in new dir\n").unwrap();
+    fs::rename(p("newdir"), p("newdir2")).unwrap();
+    // errors the kernel gives too
+    assert_eq!(
+        errno_of(
+            "create existing",
+            fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(p("etc/motd"))
+        ),
+        libc::EEXIST
+    );
+    assert_eq!(
+        errno_of("unlink dir", fs::remove_file(p("etc"))),
+        libc::EISDIR
+    );
+    assert_eq!(
+        errno_of("rename lower dir", fs::rename(p("moved"), p("moved2"))),
+        libc::EXDEV
+    );
+    vec![
+        "",
+        "etc",
+        "etc/new.conf",
+        "etc/motd",
+        "etc/passwd",
+        "etc/passwd.hard",
+        "etc/hostname",
+        "usr/share/doc/deep/README",
+        "var",
+        "var/cache",
+        "var/cache/fresh",
+        "opt",
+        "link",
+        "fifo",
+        "etc/new2.txt",
+        "newdir2",
+        "newdir2/sub",
+        "newdir2/sub/f",
+    ]
+}
+
+fn renameat2(from: &Path, to: &Path, flags: libc::c_uint) -> std::io::Result<()> {
+    let (a, b) = (cpath(from), cpath(to));
+    // SAFETY: valid NUL-terminated paths; AT_FDCWD for both directories.
+    let rc = unsafe {
+        libc::renameat2(
+            libc::AT_FDCWD,
+            a.as_ptr(),
+            libc::AT_FDCWD,
+            b.as_ptr(),
+            flags,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+fn mkfifo(p: &Path) {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(p.as_os_str().as_bytes()).unwrap();
+    // SAFETY: a valid NUL-terminated path.
+    let rc = unsafe { libc::mkfifo(c.as_ptr(), 0o644) };
+    assert_eq!(
+        rc,
+        0,
+        "mkfifo {}: {}",
+        p.display(),
+        std::io::Error::last_os_error()
+    );
+}
+
+fn cpath(p: &Path) -> std::ffi::CString {
+    use std::os::unix::ffi::OsStrExt;
+    std::ffi::CString::new(p.as_os_str().as_bytes()).unwrap()
+}
+
+fn xattr_set(p: &Path, name: &str, value: &[u8]) {
+    let (c, n) = (cpath(p), std::ffi::CString::new(name).unwrap());
+    // SAFETY: valid NUL-terminated strings and a buffer of the given length.
+    let rc = unsafe {
+        libc::lsetxattr(
+            c.as_ptr(),
+            n.as_ptr(),
+            value.as_ptr().cast(),
+            value.len(),
+            0,
+        )
+    };
+    assert_eq!(
+        rc,
+        0,
+        "setxattr {}: {}",
+        p.display(),
+        std::io::Error::last_os_error()
+    );
+}
+
+fn xattr_remove(p: &Path, name: &str) {
+    let (c, n) = (cpath(p), std::ffi::CString::new(name).unwrap());
+    // SAFETY: valid NUL-terminated strings.
+    let rc = unsafe { libc::lremovexattr(c.as_ptr(), n.as_ptr()) };
+    assert_eq!(
+        rc,
+        0,
+        "removexattr {}: {}",
+        p.display(),
+        std::io::Error::last_os_error()
+    );
+}
+
+/// `trusted.overlay.opaque` of every directory under `root`, by relative path.
+fn opaque_dirs(root: &Path) -> BTreeMap<String, bool> {
+    let mut out = BTreeMap::new();
+    let snap = snapshot(root);
+    for (rel, node) in &snap.nodes {
+        if node.kind == 'd' {
+            let p = if rel.is_empty() {
+                root.to_path_buf()
+            } else {
+                root.join(rel)
+            };
+            let opaque = raw_xattr(&p, "trusted.overlay.opaque").is_some_and(|v| v == b"y");
+            out.insert(rel.clone(), opaque);
+        }
+    }
+    out
+}
+
+fn raw_xattr(p: &Path, name: &str) -> Option<Vec<u8>> {
+    let (c, n) = (cpath(p), std::ffi::CString::new(name).unwrap());
+    let mut buf = vec![0u8; 256];
+    // SAFETY: valid NUL-terminated strings and a buffer of the given length.
+    let len =
+        unsafe { libc::lgetxattr(c.as_ptr(), n.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+    (len >= 0).then(|| {
+        buf.truncate(len as usize);
+        buf
+    })
+}
+
+/// A snapshot of an upper directory with whiteouts reduced to what both implementations must
+/// agree on: a character device 0/0 of that name (see the module comment).
+fn upper_snapshot(upper: &Path) -> Snapshot {
+    let mut snap = snapshot(upper);
+    let mut whiteouts = std::collections::BTreeSet::new();
+    for (rel, node) in snap.nodes.iter_mut() {
+        if node.kind == 'c' && node.rdev == Some((0, 0)) {
+            node.nlink = None;
+            node.mtime = (0, 0);
+            node.ino = 0;
+            whiteouts.insert(rel.clone());
+        }
+    }
+    snap.hardlinks
+        .retain(|g| !g.iter().all(|p| whiteouts.contains(p)));
+    snap
+}
+
+fn ignoring_mtime(paths: &[&str]) -> Exclusions {
+    Exclusions {
+        ignore_mtime: paths.iter().map(|s| s.to_string()).collect(),
+        ..Exclusions::default()
+    }
+}
+
+/// Upper and work directories under `tmp` named after `who`.
+fn upper_work(tmp: &Path, who: &str) -> (PathBuf, PathBuf) {
+    let (u, w) = (
+        tmp.join(format!("{who}-upper")),
+        tmp.join(format!("{who}-work")),
+    );
+    fs::create_dir(&u).unwrap();
+    fs::create_dir(&w).unwrap();
+    (u, w)
+}
+
+#[test]
+fn operations_match_kernel_overlayfs_in_merged_tree_and_upper() {
+    compare_with_kernel(Form::OverlayDir);
+}
+
+/// Copy-up from tar layers reads the data through the layer's reader.
+#[test]
+fn operations_on_tar_lowers_match_kernel_overlayfs() {
+    compare_with_kernel(Form::Tar);
+}
+
+/// The kernel works on directory lowers; unionmount on lowers of `form`.
+fn compare_with_kernel(form: Form) {
+    if !root_or_skip() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let lower = write_stack(tmp.path(), Form::OverlayDir, &lowers());
+    let ours = match form {
+        Form::OverlayDir => lower.clone(),
+        _ => write_stack(tmp.path(), form, &lowers()),
+    };
+    let (ku, kw) = upper_work(tmp.path(), "kernel");
+    let (uu, uw) = upper_work(tmp.path(), "union");
+
+    let kernel = KernelOverlay::with_upper(&lower, &ku, &kw, &mountpoint(tmp.path(), "kmnt"));
+    let changed = operate(kernel.path());
+    let expected = snapshot(kernel.path());
+    drop(kernel);
+
+    let um = UnionMount::with_upper(&ours, &uu, &uw, &mountpoint(tmp.path(), "umnt"));
+    operate(um.path());
+    let actual = snapshot(um.path());
+    let ex = ignoring_mtime(&changed);
+    assert_same_tree("merged tree after the operations", &expected, &actual, &ex);
+    um.unmount_and_wait();
+
+    assert_same_tree(
+        "upper directory",
+        &upper_snapshot(&ku),
+        &upper_snapshot(&uu),
+        &ex,
+    );
+    assert_eq!(
+        opaque_dirs(&ku),
+        opaque_dirs(&uu),
+        "opaque directories in the upper"
+    );
+    // Nothing was left staged in the work directory.
+    assert!(names_of(&uw.join("work")).is_empty(), "work dir not empty");
+    // The lowers are untouched.
+    let fresh = tempfile::tempdir().unwrap();
+    let again = write_stack(fresh.path(), Form::OverlayDir, &lowers());
+    for (a, b) in lower.iter().zip(&again) {
+        assert_same_tree(
+            "lower layer",
+            &snapshot(b),
+            &snapshot(a),
+            &Exclusions::default(),
+        );
+    }
+}
+
+#[test]
+fn uppers_are_interchangeable_with_kernel_overlayfs() {
+    if !root_or_skip() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let lower = write_stack(tmp.path(), Form::OverlayDir, &lowers());
+
+    // Written by unionmount, read by the kernel.
+    let (uu, uw) = upper_work(tmp.path(), "union");
+    let um = UnionMount::with_upper(&lower, &uu, &uw, &mountpoint(tmp.path(), "umnt"));
+    operate(um.path());
+    let written = snapshot(um.path());
+    um.unmount_and_wait();
+    let kernel = KernelOverlay::with_upper(&lower, &uu, &uw, &mountpoint(tmp.path(), "kread"));
+    assert_same_tree(
+        "unionmount's upper mounted by the kernel",
+        &written,
+        &snapshot(kernel.path()),
+        &Exclusions::default(),
+    );
+    drop(kernel);
+
+    // Written by the kernel, read by unionmount (whose mount also cleans the kernel's work).
+    let (ku, kw) = upper_work(tmp.path(), "kernel");
+    let kernel = KernelOverlay::with_upper(&lower, &ku, &kw, &mountpoint(tmp.path(), "kmnt"));
+    operate(kernel.path());
+    let written = snapshot(kernel.path());
+    drop(kernel);
+    let um = UnionMount::with_upper(&lower, &ku, &kw, &mountpoint(tmp.path(), "uread"));
+    assert_same_tree(
+        "the kernel's upper mounted by unionmount",
+        &written,
+        &snapshot(um.path()),
+        &Exclusions::default(),
+    );
+}
+
+#[test]
+fn copy_up_keeps_holes_and_inode_numbers() {
+    if !root_or_skip() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let lower = write_stack(tmp.path(), Form::OverlayDir, &[vec![file("small", "s")]]);
+    // A 64 MiB file with 4 KiB of data at each end.
+    let sparse = lower[0].join("sparse");
+    let f = fs::File::create(&sparse).unwrap();
+    f.write_all_at(&[1u8; 4096], 0).unwrap();
+    f.write_all_at(&[2u8; 4096], (64 << 20) - 4096).unwrap();
+    drop(f);
+    let (u, w) = upper_work(tmp.path(), "union");
+    let um = UnionMount::with_upper(&lower, &u, &w, &mountpoint(tmp.path(), "umnt"));
+    let before = fs::symlink_metadata(um.join("sparse")).unwrap();
+    let open = fs::File::open(um.join("sparse")).unwrap();
+    let mut f = fs::OpenOptions::new()
+        .append(true)
+        .open(um.join("sparse"))
+        .unwrap();
+    f.write_all(b"!").unwrap();
+    drop(f);
+    use std::os::unix::fs::MetadataExt;
+    let after = fs::symlink_metadata(um.join("sparse")).unwrap();
+    assert_eq!(after.len(), (64 << 20) + 1);
+    assert_eq!(before.ino(), after.ino(), "st_ino changes at copy-up");
+    assert_eq!(open.metadata().unwrap().ino(), after.ino());
+    let up = fs::symlink_metadata(u.join("sparse")).unwrap();
+    assert!(
+        up.blocks() * 512 < 1 << 20,
+        "holes not kept: {} blocks",
+        up.blocks()
+    );
+    let mut buf = [0u8; 3];
+    let f = fs::File::open(um.join("sparse")).unwrap();
+    f.read_exact_at(&mut buf, (64 << 20) - 2).unwrap();
+    assert_eq!(buf, [2, 2, b'!']);
+    // `ls` right after the change shows the new size and the same names.
+    assert_eq!(names_of(um.path()).len(), 2);
+}
+
+#[test]
+fn without_an_upper_writes_are_refused_with_erofs() {
+    if !root_or_skip() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let lower = write_stack(tmp.path(), Form::OverlayDir, &[vec![file("f", "f")]]);
+    let um = UnionMount::lowerdir(&lower, &mountpoint(tmp.path(), "umnt"));
+    assert_eq!(
+        errno_of("create", fs::write(um.join("g"), "g")),
+        libc::EROFS
+    );
+    assert_eq!(
+        errno_of(
+            "open for write",
+            fs::OpenOptions::new()
+                .write(true)
+                .custom_flags(0)
+                .open(um.join("f"))
+        ),
+        libc::EROFS
+    );
+    assert_eq!(
+        errno_of("unlink", fs::remove_file(um.join("f"))),
+        libc::EROFS
+    );
+}
