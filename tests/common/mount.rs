@@ -366,22 +366,8 @@ impl KernelOverlay {
             all.insert(0, e.path().to_path_buf());
             empty = Some(e);
         }
-        let mnt = mnt
-            .canonicalize()
-            .unwrap_or_else(|e| panic!("mountpoint {}: {e}", mnt.display()));
         let opts = format!("lowerdir={}", lowerdir_value(&all));
-        let out = Command::new("mount")
-            .args(["-t", "overlay", "overlay", "-o", &opts])
-            .arg(&mnt)
-            .stdin(Stdio::null())
-            .output()
-            .expect("run mount(8)");
-        assert!(
-            out.status.success(),
-            "mount -t overlay -o {opts} {} failed: {}",
-            mnt.display(),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let mnt = overlay_mount(&opts, mnt);
         KernelOverlay { mnt, _empty: empty }
     }
 
@@ -393,29 +379,36 @@ impl KernelOverlay {
     /// layers given bottom first: a writable kernel overlay.
     pub fn with_upper<P: AsRef<Path>>(layers: &[P], upper: &Path, work: &Path, mnt: &Path) -> Self {
         crate::common::require_root();
-        let mnt = mnt
-            .canonicalize()
-            .unwrap_or_else(|e| panic!("mountpoint {}: {e}", mnt.display()));
         let opts = format!(
             "lowerdir={},upperdir={},workdir={}",
             lowerdir_value(layers),
             upper.display(),
             work.display()
         );
-        let out = Command::new("mount")
-            .args(["-t", "overlay", "overlay", "-o", &opts])
-            .arg(&mnt)
-            .stdin(Stdio::null())
-            .output()
-            .expect("run mount(8)");
-        assert!(
-            out.status.success(),
-            "mount -t overlay -o {opts} {} failed: {}",
-            mnt.display(),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let mnt = overlay_mount(&opts, mnt);
         KernelOverlay { mnt, _empty: None }
     }
+}
+
+/// `mount -t overlay overlay -o OPTS MNT`; panics with mount(8)'s message if it fails.
+/// Returns the canonical mountpoint.
+fn overlay_mount(opts: &str, mnt: &Path) -> PathBuf {
+    let mnt = mnt
+        .canonicalize()
+        .unwrap_or_else(|e| panic!("mountpoint {}: {e}", mnt.display()));
+    let out = Command::new("mount")
+        .args(["-t", "overlay", "overlay", "-o", opts])
+        .arg(&mnt)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run mount(8)");
+    assert!(
+        out.status.success(),
+        "mount -t overlay -o {opts} {} failed: {}",
+        mnt.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    mnt
 }
 
 impl Drop for KernelOverlay {
