@@ -4,6 +4,12 @@
 //! fuser does not catch panics in handlers, and a panic would end a worker thread. Every
 //! handler therefore runs under `catch_unwind`: the reply it owns is dropped during the
 //! unwind, which makes fuser answer `EIO`, and the mount keeps serving.
+//!
+//! Owners cross the boundary with the union in one place each way: attributes go out through
+//! [`attr::file_attr`] (ids shown as the mount's [`Ownership`] says), ids coming in (the
+//! caller, chown arguments) through [`FuseAdapter::caller`] and [`Ownership::stored_uid`].
+
+mod attr;
 
 use std::ffi::OsStr;
 use std::io;
@@ -11,14 +17,17 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use attr::{file_attr, file_type};
+
 use fuser::{
-    AccessFlags, BsdFileFlags, Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags,
-    Generation, INodeNo, InitFlags, KernelConfig, LockOwner, OpenAccMode, OpenFlags, RenameFlags,
-    ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry,
-    ReplyOpen, ReplyStatfs, ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
+    AccessFlags, BsdFileFlags, Errno, FileAttr, FileHandle, Filesystem, FopenFlags, Generation,
+    INodeNo, InitFlags, KernelConfig, LockOwner, OpenAccMode, OpenFlags, RenameFlags, ReplyAttr,
+    ReplyCreate, ReplyData, ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyOpen,
+    ReplyStatfs, ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
 };
 use log::{debug, error};
 
+use crate::idmap::Ownership;
 use crate::layer::{Kind, Timespec};
 use crate::union::{Caller, Listed, Listing, SetAttr, Stat, TimeSet, Union};
 
@@ -31,9 +40,20 @@ const TTL: Duration = Duration::from_secs(3600);
 /// briefly, as fuse-overlayfs does.
 const WRITABLE_TTL: Duration = Duration::from_secs(1);
 
+/// How a mount serves its union, beyond the union itself (fuse-overlayfs's options).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ServeOptions {
+    /// Owners shown and stored (`uidmapping=`, `gidmapping=`, `squash_to_*`).
+    pub ownership: Ownership,
+    /// `volatile` / `fsync=0`: fsync and fsyncdir succeed without syncing, as with
+    /// overlayfs's `volatile` (a crash may lose recent writes to the upper).
+    pub volatile: bool,
+}
+
 /// Serves a [`Union`] to the kernel.
 pub struct FuseAdapter {
     union: Union,
+    options: ServeOptions,
     ttl: Duration,
     /// Open flags for files and directories: keep the page cache only if nothing changes.
     file_flags: FopenFlags,
@@ -42,6 +62,10 @@ pub struct FuseAdapter {
 
 impl FuseAdapter {
     pub fn new(union: Union) -> FuseAdapter {
+        FuseAdapter::with_options(union, ServeOptions::default())
+    }
+
+    pub fn with_options(union: Union, options: ServeOptions) -> FuseAdapter {
         let writable = union.is_writable();
         FuseAdapter {
             ttl: if writable { WRITABLE_TTL } else { TTL },
@@ -56,12 +80,28 @@ impl FuseAdapter {
                 FopenFlags::FOPEN_KEEP_CACHE | FopenFlags::FOPEN_CACHE_DIR
             },
             union,
+            options,
+        }
+    }
+
+    /// Attributes as the kernel sees them (owners shown through the ownership).
+    fn attr(&self, stat: &Stat) -> FileAttr {
+        file_attr(stat, &self.options.ownership)
+    }
+
+    /// Who asks, with ids as the upper stores them.
+    fn caller(&self, req: &Request, umask: u32) -> Caller {
+        let own = &self.options.ownership;
+        Caller {
+            uid: own.stored_uid(req.uid()),
+            gid: own.stored_gid(req.gid()),
+            umask,
         }
     }
 
     fn entry(&self, reply: ReplyEntry, res: io::Result<(u64, Stat)>) {
         match res {
-            Ok((_, stat)) => reply.entry(&self.ttl, &file_attr(&stat), Generation(0)),
+            Ok((_, stat)) => reply.entry(&self.ttl, &self.attr(&stat), Generation(0)),
             Err(e) => reply.error(to_errno(&e)),
         }
     }
@@ -71,14 +111,6 @@ impl FuseAdapter {
             Ok(()) => reply.ok(),
             Err(e) => reply.error(to_errno(&e)),
         }
-    }
-}
-
-fn caller(req: &Request, umask: u32) -> Caller {
-    Caller {
-        uid: req.uid(),
-        gid: req.gid(),
-        umask,
     }
 }
 
@@ -129,58 +161,6 @@ fn guarded(op: &str, f: impl FnOnce()) {
     }
 }
 
-fn file_type(kind: Kind) -> FileType {
-    match kind {
-        Kind::File | Kind::Whiteout => FileType::RegularFile,
-        Kind::Dir => FileType::Directory,
-        Kind::Symlink => FileType::Symlink,
-        Kind::CharDev => FileType::CharDevice,
-        Kind::BlockDev => FileType::BlockDevice,
-        Kind::Fifo => FileType::NamedPipe,
-        Kind::Socket => FileType::Socket,
-    }
-}
-
-/// A layer time as `SystemTime`. Tar headers may hold any 64-bit time; one that `SystemTime`
-/// cannot represent is clamped to the epoch rather than allowed to panic the daemon.
-fn system_time(t: Timespec) -> SystemTime {
-    let nanos = Duration::from_nanos(u64::from(t.nsec.min(999_999_999)));
-    let time = if t.sec >= 0 {
-        UNIX_EPOCH.checked_add(Duration::from_secs(t.sec as u64))
-    } else {
-        UNIX_EPOCH.checked_sub(Duration::from_secs(t.sec.unsigned_abs()))
-    };
-    time.and_then(|t| t.checked_add(nanos))
-        .unwrap_or(UNIX_EPOCH)
-}
-
-/// The 32-bit `rdev` FUSE carries: the kernel decodes it with `new_decode_dev`.
-fn fuse_rdev(rdev: u64) -> u32 {
-    let (major, minor) = (libc::major(rdev), libc::minor(rdev));
-    (minor & 0xff) | ((major & 0xfff) << 8) | ((minor & !0xff) << 12)
-}
-
-fn file_attr(stat: &Stat) -> FileAttr {
-    let a = &stat.attr;
-    FileAttr {
-        ino: INodeNo(stat.st_ino),
-        size: a.size,
-        blocks: a.blocks,
-        atime: system_time(a.atime),
-        mtime: system_time(a.mtime),
-        ctime: system_time(a.ctime),
-        crtime: system_time(a.ctime),
-        kind: file_type(a.kind),
-        perm: (a.perm & 0o7777) as u16,
-        nlink: a.nlink,
-        uid: a.uid,
-        gid: a.gid,
-        rdev: fuse_rdev(a.rdev),
-        blksize: 4096,
-        flags: 0,
-    }
-}
-
 impl Filesystem for FuseAdapter {
     fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> io::Result<()> {
         // Each wanted capability is asked for alone: an old kernel lacking one must not cost
@@ -203,7 +183,7 @@ impl Filesystem for FuseAdapter {
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
         guarded("lookup", || match self.union.lookup(parent.0, name) {
             // fuser sends `attr.ino` as the entry's node id, which is also its st_ino.
-            Ok((_, stat)) => reply.entry(&self.ttl, &file_attr(&stat), Generation(0)),
+            Ok((_, stat)) => reply.entry(&self.ttl, &self.attr(&stat), Generation(0)),
             Err(e) => reply.error(to_errno(&e)),
         });
     }
@@ -214,7 +194,7 @@ impl Filesystem for FuseAdapter {
 
     fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
         guarded("getattr", || match self.union.getattr(ino.0) {
-            Ok(stat) => reply.attr(&self.ttl, &file_attr(&stat)),
+            Ok(stat) => reply.attr(&self.ttl, &self.attr(&stat)),
             Err(e) => reply.error(to_errno(&e)),
         });
     }
@@ -240,15 +220,15 @@ impl Filesystem for FuseAdapter {
         guarded("setattr", || {
             let set = SetAttr {
                 mode,
-                uid,
-                gid,
+                uid: uid.map(|u| self.options.ownership.stored_uid(u)),
+                gid: gid.map(|g| self.options.ownership.stored_gid(g)),
                 size,
                 atime: atime.map(time_set),
                 mtime: mtime.map(time_set),
                 fh: fh.map(|f| f.0),
             };
             match self.union.setattr(ino.0, set) {
-                Ok(stat) => reply.attr(&self.ttl, &file_attr(&stat)),
+                Ok(stat) => reply.attr(&self.ttl, &self.attr(&stat)),
                 Err(e) => reply.error(to_errno(&e)),
             }
         });
@@ -277,7 +257,7 @@ impl Filesystem for FuseAdapter {
                 name,
                 mode,
                 from_fuse_rdev(rdev),
-                caller(req, umask),
+                self.caller(req, umask),
             );
             self.entry(reply, res)
         });
@@ -293,7 +273,9 @@ impl Filesystem for FuseAdapter {
         reply: ReplyEntry,
     ) {
         guarded("mkdir", || {
-            let res = self.union.mkdir(parent.0, name, mode, caller(req, umask));
+            let res = self
+                .union
+                .mkdir(parent.0, name, mode, self.caller(req, umask));
             self.entry(reply, res)
         });
     }
@@ -324,7 +306,7 @@ impl Filesystem for FuseAdapter {
                 parent.0,
                 link_name,
                 target.as_os_str().as_bytes(),
-                caller(req, 0),
+                self.caller(req, 0),
             );
             self.entry(reply, res)
         });
@@ -448,6 +430,9 @@ impl Filesystem for FuseAdapter {
         datasync: bool,
         reply: ReplyEmpty,
     ) {
+        if self.options.volatile {
+            return reply.ok();
+        }
         guarded("fsync", || {
             Self::empty(reply, self.union.fsync(fh.0, datasync))
         });
@@ -504,7 +489,7 @@ impl Filesystem for FuseAdapter {
                     // lookup reference on them; node id 0 says "no entry attributes".
                     let attr = FileAttr {
                         ino: INodeNo(e.st_ino),
-                        ..file_attr(&self.dot_stat(ino.0))
+                        ..self.attr(&self.dot_stat(ino.0))
                     };
                     if reply.add(
                         INodeNo(0),
@@ -525,7 +510,7 @@ impl Filesystem for FuseAdapter {
                             next,
                             &e.name,
                             &self.ttl,
-                            &file_attr(&stat),
+                            &self.attr(&stat),
                             Generation(0),
                         );
                         if full {
@@ -564,6 +549,9 @@ impl Filesystem for FuseAdapter {
         _datasync: bool,
         reply: ReplyEmpty,
     ) {
+        if self.options.volatile {
+            return reply.ok();
+        }
         guarded("fsyncdir", || {
             Self::empty(reply, self.union.fsyncdir(ino.0))
         });
@@ -615,9 +603,10 @@ impl Filesystem for FuseAdapter {
 
     fn access(&self, req: &Request, ino: INodeNo, mask: AccessFlags, reply: ReplyEmpty) {
         guarded("access", || {
+            let who = self.caller(req, 0);
             match self
                 .union
-                .access(ino.0, mask.bits() as u32, req.uid(), req.gid())
+                .access(ino.0, mask.bits() as u32, who.uid, who.gid)
             {
                 Ok(()) => reply.ok(),
                 Err(e) => reply.error(to_errno(&e)),
@@ -636,10 +625,13 @@ impl Filesystem for FuseAdapter {
         reply: ReplyCreate,
     ) {
         guarded("create", || {
-            match self.union.create(parent.0, name, mode, caller(req, umask)) {
+            match self
+                .union
+                .create(parent.0, name, mode, self.caller(req, umask))
+            {
                 Ok((_, stat, fh)) => reply.created(
                     &self.ttl,
-                    &file_attr(&stat),
+                    &self.attr(&stat),
                     Generation(0),
                     FileHandle(fh),
                     self.file_flags,
@@ -720,27 +712,5 @@ fn reply_xattr(reply: ReplyXattr, size: u32, value: &[u8]) {
         reply.error(Errno::ERANGE);
     } else {
         reply.data(value);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn extreme_times_do_not_panic() {
-        for sec in [i64::MAX, i64::MIN, -1, 0, 1_700_000_000] {
-            let _ = system_time(Timespec {
-                sec,
-                nsec: 999_999_999,
-            });
-        }
-        assert_eq!(
-            system_time(Timespec {
-                sec: -1,
-                nsec: 500_000_000
-            }),
-            UNIX_EPOCH - Duration::from_millis(500)
-        );
     }
 }

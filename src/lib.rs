@@ -7,6 +7,7 @@
 
 pub mod cli;
 pub mod fuse;
+pub mod idmap;
 pub mod image;
 pub mod layer;
 pub mod mount;

@@ -19,7 +19,7 @@ use std::sync::Arc;
 use fuser::{Config, MountOption, Session, SessionACL};
 use log::{info, warn};
 
-use crate::fuse::FuseAdapter;
+use crate::fuse::{FuseAdapter, ServeOptions};
 use crate::layer::blob::LayerSource;
 use crate::layer::{self, Layer, LayerOptions};
 use crate::union::Union;
@@ -44,6 +44,8 @@ pub struct MountConfig {
     pub flags: Vec<MountFlag>,
     /// Allow other users (default when root, as fuse-overlayfs does for podman).
     pub allow_other: bool,
+    /// Owner mapping and fsync policy of the adapter (fuse-overlayfs's options).
+    pub serve: ServeOptions,
 }
 
 /// The upper and work directories of a writable mount, checked by [`UpperDirs::new`].
@@ -135,7 +137,8 @@ fn unescape_mountinfo(s: &str) -> Vec<u8> {
     out
 }
 
-fn check_mountpoint(path: &Path) -> Result<PathBuf, MountError> {
+/// The mountpoint, absolute, if it is a directory that is not already a mount point.
+pub fn check_mountpoint(path: &Path) -> Result<PathBuf, MountError> {
     let err = |m: &str| MountError::Mountpoint(path.to_path_buf(), m.to_string());
     let meta = std::fs::metadata(path).map_err(|e| match e.kind() {
         io::ErrorKind::NotFound => err("does not exist"),
@@ -239,7 +242,8 @@ pub fn run(cfg: &MountConfig) -> Result<(), MountError> {
     }
     raise_fd_limit();
     let union = build_writable_union(&cfg.layers, cfg.upper.as_ref(), &cfg.layer_options)?;
-    let session = Session::new(FuseAdapter::new(union), &mountpoint, &fuse_config(cfg))
+    let adapter = FuseAdapter::with_options(union, cfg.serve.clone());
+    let session = Session::new(adapter, &mountpoint, &fuse_config(cfg))
         .map_err(|e| MountError::Mount(mountpoint.clone(), e))?;
     info!(
         "mounted {} layers on {}",

@@ -255,11 +255,13 @@ fn image_mount_options() {
 }
 
 /// `unionmount mount -f --cache CACHE IMAGE MNT` with the per-layer debug log on: the mount
-/// guard and what the daemon said about each layer (see `TarLayer::open_blob`).
+/// guard and what the daemon said about each layer (see `TarLayer::open_blob`). Read-only: only
+/// the mount's own opening of the layers is logged, and nothing is written to the store.
 fn mount_logged(reference: &str, cache: &Path, mnt: &Path) -> UnionMount {
     let args = [
         "mount",
         "-f",
+        "--read-only",
         "--cache",
         cache.to_str().expect("utf-8"),
         reference,

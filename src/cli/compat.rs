@@ -5,10 +5,19 @@
 //! `PROG -o lowerdir=...,upperdir=...,workdir=...,,volatile MERGED` (note the empty option),
 //! so empty options are ignored; unknown ones are refused by name rather than silently
 //! dropped. As in overlayfs, `\` escapes a `:` or `,` inside a path.
+//!
+//! The same words come from mount(8) through mount.fuse3
+//! (`unionmount SOURCE MOUNTPOINT -o rw,noatime,lowerdir=...,dev,suid`): the generic mount
+//! flags are honoured or ignored as they are for any FUSE file system, and mount(8)'s own
+//! (`defaults`, `nofail`, `_netdev`, `x-*`, ...) are ignored should they get through.
 
 use std::path::PathBuf;
 
+use log::debug;
+
 use super::CliError;
+use crate::fuse::ServeOptions;
+use crate::idmap::IdMap;
 use crate::layer::LayerOptions;
 use crate::layer::blob::LayerSource;
 use crate::mount::{MountConfig, MountFlag, UpperDirs};
@@ -55,15 +64,46 @@ fn split_options(s: &str) -> Vec<String> {
     parts
 }
 
-/// Parses every `-o` argument into a mount configuration.
+/// Options of mount(8) and fstab that mean nothing to a FUSE file system once mounted.
+fn is_mount8_option(key: &str) -> bool {
+    matches!(
+        key,
+        "defaults"
+            | "auto"
+            | "noauto"
+            | "user"
+            | "nouser"
+            | "users"
+            | "owner"
+            | "group"
+            | "nofail"
+            | "_netdev"
+            | "comment"
+            | "loud"
+            | "silent"
+    ) || key.starts_with("x-")
+}
+
+/// Parses a numeric id option (`squash_to_uid=N`).
+fn parse_id(key: &str, value: &str) -> Result<u32, CliError> {
+    value
+        .parse()
+        .map_err(|_| CliError::Usage(format!("{key}={value}: not a numeric id")))
+}
+
+/// Parses every `-o` argument into a mount configuration. `source` is the mount source
+/// mount(8) names (shown in /proc/mounts unless `fsname=` says otherwise).
 pub fn parse(
     options: &[String],
+    source: Option<String>,
     mountpoint: PathBuf,
     foreground: bool,
 ) -> Result<MountConfig, CliError> {
     let usage = |m: String| CliError::Usage(m);
     let mut lower: Option<Vec<LayerSource>> = None;
-    let mut fsname = "unionmount".to_string();
+    let mut fsname = source.unwrap_or_else(|| "unionmount".to_string());
+    let mut serve = ServeOptions::default();
+    let mut squash_root = false;
     let mut flags = Vec::new();
     let mut allow_other = rustix::process::geteuid().is_root();
     let (mut upper, mut work): (Option<PathBuf>, Option<PathBuf>) = (None, None);
@@ -97,15 +137,45 @@ pub fn parse(
             ("noatime", None) => flags.push(MountFlag::NoAtime),
             ("allow_other", None) => allow_other = true,
             ("allow_root", None) => allow_other = true,
-            // Always on, or meaningless for a read-only union.
             ("ro", None) => read_only = true,
-            ("default_permissions" | "dev" | "suid" | "exec" | "atime", None) => {}
-            ("relatime" | "strictatime" | "volatile" | "sync" | "async", None) => {}
             ("rw", None) => read_only = false,
-            ("context" | "fscontext" | "defcontext" | "rootcontext", Some(_)) => {}
+            // Always on (default_permissions, dev and suid as root), or the kernel's business.
+            ("default_permissions" | "dev" | "suid" | "exec" | "atime" | "diratime", None) => {}
+            ("relatime" | "strictatime" | "nodiratime" | "lazytime" | "nolazytime", None) => {}
+            ("sync" | "async" | "dirsync", None) => {}
+            ("volatile", None) => serve.volatile = true,
+            ("fsync", Some(v)) => match v.as_str() {
+                "0" => serve.volatile = true,
+                "1" => serve.volatile = false,
+                _ => return Err(usage(format!("fsync={v}: want 0 or 1"))),
+            },
+            // No POSIX ACLs are advertised to the kernel in any case.
+            ("noacl", None) => {}
+            ("squash_to_root", None) => squash_root = true,
+            ("squash_to_uid", Some(v)) => serve.ownership.squash_uid = Some(parse_id(&key, &v)?),
+            ("squash_to_gid", Some(v)) => serve.ownership.squash_gid = Some(parse_id(&key, &v)?),
+            ("uidmapping", Some(v)) => {
+                serve.ownership.uids =
+                    IdMap::parse(&v).map_err(|e| usage(format!("uidmapping={e}")))?;
+            }
+            ("gidmapping", Some(v)) => {
+                serve.ownership.gids =
+                    IdMap::parse(&v).map_err(|e| usage(format!("gidmapping={e}")))?;
+            }
+            // SELinux labels: a FUSE mount has no per-mount label to set.
+            ("context" | "fscontext" | "defcontext" | "rootcontext", Some(v)) => {
+                debug!("ignoring {key}={v}: SELinux mount labels are not supported");
+            }
+            (k, _) if is_mount8_option(k) => debug!("ignoring mount(8) option {opt}"),
             (k, Some(_)) => return Err(usage(format!("unknown mount option {k}="))),
             (k, None) => return Err(usage(format!("unknown mount option {k}"))),
         }
+    }
+    // As in fuse-overlayfs, squash_to_uid/gid win over squash_to_root for their id.
+    if squash_root {
+        let own = &mut serve.ownership;
+        own.squash_uid = own.squash_uid.or(Some(0));
+        own.squash_gid = own.squash_gid.or(Some(0));
     }
     let Some(mut layers) = lower else {
         return Err(usage("-o needs lowerdir=TOP:...:BOTTOM".into()));
@@ -130,6 +200,7 @@ pub fn parse(
         fsname,
         flags,
         allow_other,
+        serve,
     })
 }
 
@@ -139,7 +210,7 @@ mod tests {
 
     fn p(opts: &[&str]) -> Result<MountConfig, CliError> {
         let opts: Vec<String> = opts.iter().map(|s| s.to_string()).collect();
-        parse(&opts, PathBuf::from("/mnt"), false)
+        parse(&opts, None, PathBuf::from("/mnt"), false)
     }
 
     #[test]
@@ -228,5 +299,71 @@ mod tests {
                 assert!(e.contains("same filesystem"), "{e}");
             }
         }
+    }
+
+    #[test]
+    fn containers_storage_and_mount8_options_are_accepted() {
+        let c = p(&[
+            "lowerdir=/a:/b,,volatile,noacl,nodev,context=\"system_u:object_r:container_file_t:s0\",",
+        ])
+        .unwrap();
+        assert!(c.serve.volatile);
+        assert_eq!(c.flags, vec![MountFlag::NoDev]);
+        assert!(c.serve.ownership.is_identity());
+        // What mount.fuse3 passes on for `mount -t fuse.unionmount ... -o ...`, plus what
+        // mount(8) normally keeps to itself.
+        let c = p(&["rw,noatime,lowerdir=/a,dev,suid,defaults,nofail,_netdev,x-systemd.automount"])
+            .unwrap();
+        assert_eq!(c.flags, vec![MountFlag::NoAtime]);
+        assert!(!c.serve.volatile);
+        assert!(p(&["lowerdir=/a,fsync=0"]).unwrap().serve.volatile);
+        assert!(!p(&["lowerdir=/a,volatile,fsync=1"]).unwrap().serve.volatile);
+        let e = p(&["lowerdir=/a,fsync=2"]).unwrap_err().to_string();
+        assert!(e.contains("fsync=2"), "{e}");
+        for bad in ["auto_unmount", "threaded=1", "user_id=0", "static_nlink"] {
+            let e = p(&[&format!("lowerdir=/a,{bad}")]).unwrap_err().to_string();
+            let key = bad.split('=').next().unwrap_or(bad);
+            assert!(e.contains(key), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn source_names_the_mount_unless_fsname_does() {
+        let opts = vec!["lowerdir=/a".to_string()];
+        let c = parse(&opts, Some("images".into()), PathBuf::from("/m"), false).unwrap();
+        assert_eq!(c.fsname, "images");
+        let opts = vec!["lowerdir=/a,fsname=mine".to_string()];
+        let c = parse(&opts, Some("images".into()), PathBuf::from("/m"), false).unwrap();
+        assert_eq!(c.fsname, "mine");
+        assert_eq!(p(&["lowerdir=/a"]).unwrap().fsname, "unionmount");
+    }
+
+    #[test]
+    fn id_mappings_and_squashing() {
+        let c = p(&["lowerdir=/a,uidmapping=0:1000:1:1:100000:65536,gidmapping=0:2000:1"]).unwrap();
+        let own = &c.serve.ownership;
+        assert_eq!(own.shown(1, 0), (100000, 2000));
+        assert_eq!((own.stored_uid(1000), own.stored_gid(2000)), (0, 0));
+        let e = p(&["lowerdir=/a,uidmapping=0:1000"])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("uidmapping=\"0:1000\""), "{e}");
+        let e = p(&["lowerdir=/a,gidmapping=x:1:1"])
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("gidmapping="), "{e}");
+        let own = p(&["lowerdir=/a,squash_to_root"]).unwrap().serve.ownership;
+        assert_eq!(own.shown(5, 6), (0, 0));
+        let own = p(&["lowerdir=/a,squash_to_uid=7,squash_to_root"])
+            .unwrap()
+            .serve
+            .ownership;
+        assert_eq!(own.shown(5, 6), (7, 0));
+        let own = p(&["lowerdir=/a,squash_to_gid=8"]).unwrap().serve.ownership;
+        assert_eq!(own.shown(5, 6), (5, 8));
+        let e = p(&["lowerdir=/a,squash_to_uid=-1"])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("squash_to_uid=-1"), "{e}");
     }
 }

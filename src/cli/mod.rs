@@ -1,6 +1,7 @@
 //! The command line: docker-like subcommands, and the fuse-overlayfs spelling
 //! `unionmount -o lowerdir=TOP:...:BOTTOM MOUNTPOINT` that podman and buildah use as a
-//! `mount_program`. Words are parsed here once into validated configurations
+//! `mount_program`, also as mount.fuse3 runs it for `mount -t fuse.unionmount`:
+//! `unionmount SOURCE MOUNTPOINT -o OPTIONS`. Words are parsed here once into validated configurations
 //! ([`crate::mount::MountConfig`]); nothing past this module sees raw arguments.
 
 pub mod compat;
@@ -18,7 +19,11 @@ use crate::mount::MountError;
 #[derive(Debug, Parser)]
 #[command(
     name = "unionmount",
-    version,
+    // `unionmount version X.Y.Z`, the shape fuse-overlayfs prints; podman only shows it.
+    version = concat!("version ", env!("CARGO_PKG_VERSION")),
+    override_usage = "unionmount <COMMAND>\n       \
+                      unionmount [-f] -o lowerdir=TOP:...:BOTTOM[,upperdir=U,workdir=W][,...] \
+                      [SOURCE] MOUNTPOINT",
     about = "Mount a stack of read-only layers (directories or tar files) as one merged tree",
     args_conflicts_with_subcommands = true,
     subcommand_negates_reqs = true
@@ -35,9 +40,10 @@ pub struct Cli {
     #[arg(short = 'f', long = "foreground")]
     pub foreground: bool,
 
-    /// Where to mount (with -o).
-    #[arg(value_name = "MOUNTPOINT")]
-    pub mountpoint: Option<PathBuf>,
+    /// Where to mount (with -o); mount.fuse3 puts the mount source (any word, shown in
+    /// /proc/mounts) before it.
+    #[arg(value_name = "MOUNTPOINT", num_args = 1..=2)]
+    pub targets: Vec<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -114,10 +120,19 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
                         .into(),
                 ));
             }
-            let Some(mountpoint) = cli.mountpoint else {
-                return Err(CliError::Usage("-o given without a MOUNTPOINT".into()));
+            let mut targets = cli.targets.into_iter();
+            let (source, mountpoint) = match (targets.next(), targets.next()) {
+                (None, _) => return Err(CliError::Usage("-o given without a MOUNTPOINT".into())),
+                (Some(mountpoint), None) => (None, mountpoint),
+                (Some(source), Some(mountpoint)) => {
+                    let source = source
+                        .into_os_string()
+                        .into_string()
+                        .map_err(|s| CliError::Usage(format!("mount source {s:?} is not UTF-8")))?;
+                    (Some(source), mountpoint)
+                }
             };
-            let config = compat::parse(&cli.options, mountpoint, cli.foreground)?;
+            let config = compat::parse(&cli.options, source, mountpoint, cli.foreground)?;
             crate::mount::run(&config)?;
             Ok(())
         }

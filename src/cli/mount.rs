@@ -1,15 +1,23 @@
 //! `unionmount mount IMAGE MOUNTPOINT` and `unionmount mount --layer PATH... MOUNTPOINT`.
+//!
+//! An image mount is writable by default: its upper and work directories live in the store,
+//! under `ROOT/mounts/NAME/` (see [`crate::image::store`]), so that mounting the same image
+//! on the same mountpoint again shows the earlier changes. `--upper DIR` puts them elsewhere,
+//! `--read-only` leaves them out. A `--layer` mount is read-only unless given `--upper`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::Args;
 
 use super::CliError;
 use crate::image::platform::Platform;
+use crate::image::reference::Reference;
+use crate::image::store::{self, MountState};
+use crate::image::{Cause, ImageError};
 use crate::layer::LayerOptions;
 use crate::layer::blob::LayerSource;
 use crate::layer::tar::IndexCache;
-use crate::mount::MountConfig;
+use crate::mount::{MountConfig, MountError, UpperDirs};
 
 #[derive(Debug, Args)]
 pub struct MountArgs {
@@ -27,12 +35,30 @@ pub struct MountArgs {
     #[arg(long = "platform", value_name = "OS/ARCH[/VARIANT]")]
     pub platform: Option<String>,
 
-    /// Mount read-only (the only mode for now; a writable upper comes later).
+    /// No upper: nothing can be changed (the default with --layer). With --upper, that
+    /// upper is shown read-only as the top layer.
     #[arg(long = "read-only")]
     pub read_only: bool,
 
-    /// Keep tar-layer indexes in DIR between mounts (default: indexes/ under the store
-    /// root, $UNIONMOUNT_ROOT or /var/lib/unionmount as root, else ~/.cache/unionmount).
+    /// Keep changes in DIR (an overlayfs upper directory, created if missing) instead of the
+    /// store's mounts/ directory. Makes a --layer mount writable.
+    #[arg(long = "upper", value_name = "DIR")]
+    pub upper: Option<PathBuf>,
+
+    /// The work directory for --upper, on the same filesystem (created if missing; default:
+    /// DIR.work beside the upper).
+    #[arg(long = "work", value_name = "DIR", requires = "upper")]
+    pub work: Option<PathBuf>,
+
+    /// The store root, holding mounts/ (per-mount upper and work directories of image
+    /// mounts) and indexes/ (default: $UNIONMOUNT_ROOT, else /var/lib/unionmount as root,
+    /// else $XDG_DATA_HOME/unionmount).
+    #[arg(long = "root", value_name = "DIR")]
+    pub root: Option<PathBuf>,
+
+    /// Keep tar-layer indexes in DIR between mounts (default: indexes/ under --root if
+    /// given, else under $UNIONMOUNT_ROOT or /var/lib/unionmount as root, else
+    /// ~/.cache/unionmount).
     #[arg(long = "cache", value_name = "DIR", conflicts_with = "no_cache")]
     pub cache: Option<PathBuf>,
 
@@ -57,7 +83,7 @@ pub struct MountArgs {
 }
 
 /// The layers to stack, topmost first, from an image reference or the `--layer` list.
-fn layers(args: &MountArgs, image: Option<&str>) -> Result<Vec<LayerSource>, CliError> {
+fn layers(args: &MountArgs, image: Option<&Reference>) -> Result<Vec<LayerSource>, CliError> {
     match (image, args.layers.is_empty()) {
         (Some(_), false) => Err(CliError::Usage(
             "give either an IMAGE or --layer PATH..., not both".into(),
@@ -87,7 +113,7 @@ fn layers(args: &MountArgs, image: Option<&str>) -> Result<Vec<LayerSource>, Cli
                 Some(p) => Some(Platform::parse(p).map_err(CliError::Usage)?),
                 None => None,
             };
-            let image = crate::image::resolve_str(image, platform.as_ref())?;
+            let image = crate::image::resolve(image, platform.as_ref())?;
             Ok(image.layers)
         }
     }
@@ -97,10 +123,14 @@ pub fn run(args: MountArgs) -> Result<(), CliError> {
     let (image, mountpoint) = match args.targets.as_slice() {
         [mountpoint] => (None, PathBuf::from(mountpoint)),
         [image, mountpoint] => {
-            let image = image.to_str().ok_or_else(|| {
+            let text = image.to_str().ok_or_else(|| {
                 CliError::Usage(format!("image reference {image:?} is not UTF-8"))
             })?;
-            (Some(image.to_string()), PathBuf::from(mountpoint))
+            let reference = Reference::parse(text).map_err(|m| ImageError {
+                image: text.to_string(),
+                cause: Cause::Reference(m),
+            })?;
+            (Some(reference), PathBuf::from(mountpoint))
         }
         _ => {
             return Err(CliError::Usage(
@@ -108,29 +138,154 @@ pub fn run(args: MountArgs) -> Result<(), CliError> {
             ));
         }
     };
-    let layers = layers(&args, image.as_deref())?;
-    let index_cache = match (args.no_cache, args.cache) {
-        (true, _) => None,
-        (false, Some(dir)) => Some(dir),
-        (false, None) => Some(IndexCache::default_dir()),
+    if args.root.as_ref().is_some_and(|r| r.as_os_str().is_empty()) {
+        return Err(CliError::Usage("--root: empty path".into()));
+    }
+    let mut layers = layers(&args, image.as_ref())?;
+    let index_cache = match (args.no_cache, &args.cache, &args.root) {
+        (true, _, _) => None,
+        (false, Some(dir), _) => Some(dir.clone()),
+        (false, None, Some(root)) => Some(root.join("indexes")),
+        (false, None, None) => Some(IndexCache::default_dir()),
     };
     let defaults = LayerOptions::default();
     let layer_options = LayerOptions {
         index_cache,
         chunk_cache_bytes: args.chunk_cache.unwrap_or(defaults.chunk_cache_bytes),
     };
+    let changes = Changes::choose(&args, image.as_ref(), &mountpoint, &layers, &layer_options)?;
+    let (upper, fresh_state) = match changes {
+        Changes::None => (None, None),
+        Changes::ShowUpper(dir) => {
+            layers.insert(0, LayerSource::Path(dir));
+            (None, None)
+        }
+        Changes::Upper(dirs) => (Some(dirs), None),
+        Changes::Store(state) => {
+            let fresh = state.create().map_err(|e| dir_error(&state.dir, e))?;
+            if fresh && let Err(e) = init_upper_root(&state.upper(), &layers, &layer_options) {
+                state.remove_if_unused();
+                return Err(e.into());
+            }
+            let dirs = UpperDirs::new(state.upper(), state.work()).map_err(MountError::Layer)?;
+            (Some(dirs), fresh.then_some(state))
+        }
+    };
     let config = MountConfig {
         layers,
         layer_options,
         mountpoint,
         foreground: args.foreground,
-        upper: None,
+        upper,
         fsname: "unionmount".into(),
         flags: Vec::new(),
         allow_other: !args.private && rustix::process::geteuid().is_root(),
+        serve: Default::default(),
     };
-    crate::mount::run(&config)?;
+    let result = crate::mount::run(&config);
+    if let (Err(_), Some(state)) = (&result, fresh_state) {
+        // A mount that never came up leaves no empty state behind.
+        state.remove_if_unused();
+    }
+    result?;
     Ok(())
+}
+
+/// Where the mount's changes go.
+enum Changes {
+    /// Read-only.
+    None,
+    /// Read-only, with an upper directory shown as the top layer.
+    ShowUpper(PathBuf),
+    /// The user's --upper (and --work).
+    Upper(UpperDirs),
+    /// The store's directory for this image and mountpoint.
+    Store(MountState),
+}
+
+impl Changes {
+    fn choose(
+        args: &MountArgs,
+        image: Option<&Reference>,
+        mountpoint: &Path,
+        layers: &[LayerSource],
+        layer_options: &LayerOptions,
+    ) -> Result<Changes, CliError> {
+        match (&args.upper, args.read_only, image) {
+            (Some(upper), true, _) => Ok(Changes::ShowUpper(upper.clone())),
+            (None, true, _) | (None, false, None) => Ok(Changes::None),
+            (Some(upper), false, _) => {
+                let work = match &args.work {
+                    Some(work) => work.clone(),
+                    None => {
+                        let mut name = upper.as_os_str().to_owned();
+                        name.push(".work");
+                        PathBuf::from(name)
+                    }
+                };
+                let fresh = !upper.exists();
+                for dir in [upper, &work] {
+                    std::fs::create_dir_all(dir).map_err(|e| dir_error(dir, e))?;
+                }
+                if fresh {
+                    init_upper_root(upper, layers, layer_options)?;
+                }
+                let dirs = UpperDirs::new(upper.clone(), work).map_err(MountError::Layer)?;
+                Ok(Changes::Upper(dirs))
+            }
+            (None, false, Some(reference)) => {
+                // The mountpoint is part of the state's name: check it before naming.
+                let mountpoint = crate::mount::check_mountpoint(mountpoint)?;
+                let root = store::root(args.root.as_deref());
+                let state = MountState::of(&root, reference, &mountpoint)
+                    .map_err(|e| MountError::Layer(format!("image {reference}: {e}")))?;
+                Ok(Changes::Store(state))
+            }
+        }
+    }
+}
+
+/// Gives a new upper directory the mode, owner and times of the top layer's root: the merged
+/// root shows the upper's (as in overlayfs), and a fresh mount should look like the image.
+/// containers/storage likewise makes a layer's diff directory with its parent's mode and owner.
+fn init_upper_root(
+    upper: &Path,
+    layers: &[LayerSource],
+    options: &LayerOptions,
+) -> Result<(), MountError> {
+    use rustix::fs::{AtFlags, CWD, Mode, Timespec, Timestamps};
+    let Some(top) = layers.first() else {
+        return Ok(());
+    };
+    let root = crate::layer::open(top, options)
+        .and_then(|layer| layer.root().map_err(|e| e.to_string()))
+        .map_err(MountError::Layer)?;
+    let attr = root.attr;
+    let fail = |e: rustix::io::Errno| dir_error(upper, e.into());
+    let owner = rustix::fs::chown(
+        upper,
+        Some(rustix::fs::Uid::from_raw(attr.uid)),
+        Some(rustix::fs::Gid::from_raw(attr.gid)),
+    );
+    // Without root the upper stays the user's own, as every file it writes will be.
+    match owner {
+        Ok(()) | Err(rustix::io::Errno::PERM) => {}
+        Err(e) => return Err(fail(e)),
+    }
+    rustix::fs::chmod(upper, Mode::from_raw_mode(attr.perm)).map_err(fail)?;
+    let time = |t: crate::layer::Timespec| Timespec {
+        tv_sec: t.sec,
+        tv_nsec: t.nsec.into(),
+    };
+    let times = Timestamps {
+        last_access: time(attr.atime),
+        last_modification: time(attr.mtime),
+    };
+    rustix::fs::utimensat(CWD, upper, &times, AtFlags::empty()).map_err(fail)
+}
+
+fn dir_error(dir: &Path, e: std::io::Error) -> MountError {
+    MountError::Layer(format!("{}: {e}", dir.display()))
 }
 
 /// A size as `64M`, `1G`, `512k` or plain bytes (`1048576`, `100B`); `iB` or `B` after the

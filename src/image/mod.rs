@@ -12,6 +12,7 @@ pub mod layout;
 pub mod oci;
 pub mod platform;
 pub mod reference;
+pub mod store;
 
 #[cfg(test)]
 mod tests;

@@ -93,7 +93,7 @@ impl Union {
     }
 
     /// Builds a copy of the layer object `src` as `temp` in the work directory.
-    fn build_copy(
+    pub(super) fn build_copy(
         &self,
         src: LayerRef,
         attr: &Attr,
@@ -213,7 +213,7 @@ fn set_xattr(
     }
 }
 
-fn ts(t: Timespec) -> rustix::fs::Timespec {
+pub(super) fn ts(t: Timespec) -> rustix::fs::Timespec {
     rustix::fs::Timespec {
         tv_sec: t.sec,
         tv_nsec: i64::from(t.nsec) as _,
@@ -221,7 +221,7 @@ fn ts(t: Timespec) -> rustix::fs::Timespec {
 }
 
 /// Best effort, like overlayfs: the times of a directory that a copy-up renamed into.
-fn restore_times(dir: BorrowedFd<'_>, st: &rustix::fs::Stat) {
+pub(super) fn restore_times(dir: BorrowedFd<'_>, st: &rustix::fs::Stat) {
     let times = Timestamps {
         last_access: rustix::fs::Timespec {
             tv_sec: st.st_atime,

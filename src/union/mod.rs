@@ -6,6 +6,7 @@
 //! `io::Error`s carrying the errno the kernel should see.
 
 mod copyup;
+mod dircopy;
 pub mod handles;
 pub mod node;
 mod rename;
@@ -159,9 +160,19 @@ impl Union {
     /// `from` of its layers (the layers above are known not to have or hide the name).
     /// Also returns the topmost object's attributes, as the layer reported them.
     fn resolve(&self, dir: &Node, name: &OsStr, from: usize) -> io::Result<(Resolved, Attr)> {
+        self.resolve_in(&dir.layers(), name, from)
+    }
+
+    /// [`Union::resolve`] in the merged directory made of `layers` (topmost first).
+    fn resolve_in(
+        &self,
+        layers: &[LayerRef],
+        name: &OsStr,
+        from: usize,
+    ) -> io::Result<(Resolved, Attr)> {
         let mut found: Vec<LayerRef> = Vec::new();
         let mut top: Option<(Kind, u64, Attr)> = None;
-        for &parent in dir.layers().iter().skip(from) {
+        for &parent in layers.iter().skip(from) {
             let Some(entry) = self.layer(parent).lookup(parent.node, name)? else {
                 continue;
             };
@@ -448,6 +459,8 @@ impl Union {
     }
 }
 
+#[cfg(test)]
+mod dircopy_tests;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]

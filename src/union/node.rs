@@ -220,6 +220,15 @@ impl NodeTable {
         }
     }
 
+    /// Every live node (to find those below a directory whose tree was replaced).
+    pub fn all(&self) -> Vec<Arc<Node>> {
+        let mut out = Vec::new();
+        for shard in &self.shards {
+            out.extend(shard.read().values().cloned());
+        }
+        out
+    }
+
     /// Number of live nodes (for tests and statistics).
     pub fn len(&self) -> usize {
         self.shards.iter().map(|s| s.read().len()).sum()

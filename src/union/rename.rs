@@ -1,22 +1,22 @@
-//! rename(2) in the merged tree: of files (copied up first) and of directories that live
-//! only in the upper, with `RENAME_NOREPLACE` and `RENAME_EXCHANGE`.
+//! rename(2) in the merged tree, with `RENAME_NOREPLACE` and `RENAME_EXCHANGE`: of files
+//! (copied up first), of upper-only directories, and of directories with lower content, which
+//! are first replaced by an opaque upper copy of their whole tree (`dircopy.rs`, where the
+//! choice of a copy over overlayfs's redirect xattr is explained) and then move as one upper
+//! directory.
 //!
 //! Where a lower layer still has the old name, the rename leaves a whiteout there in the
 //! same step (`RENAME_WHITEOUT`, or a whiteout made right after where the filesystem lacks
 //! it). A directory moved into a merged directory, or over a lower name, is made opaque, as
-//! overlayfs does (`ovl_rename`).
-//!
-//! Not yet: a directory with lower content (merged, or lower-only) gives `EXDEV`, as
-//! kernel overlayfs does without `redirect_dir`, and `mv` falls back to copying; exchanging
-//! directories gives `EXDEV` too. Replacing a merged-empty upper directory first removes the
-//! whiteouts in it, which is not atomic.
+//! overlayfs does (`ovl_rename`). A merged-empty directory being replaced is first swapped
+//! for an empty opaque one (its whiteouts would make rename(2) fail with `ENOTEMPTY`), which
+//! the merged view cannot tell apart.
 
 use std::ffi::OsStr;
 use std::io;
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, BorrowedFd};
 use std::sync::Arc;
 
-use rustix::fs::{AtFlags, FileType, RenameFlags};
+use rustix::fs::{AtFlags, FileType, Mode, RenameFlags};
 use rustix::io::Errno;
 
 use super::copyup::check_name;
@@ -54,15 +54,25 @@ impl Union {
         let src_node = self.node_for(&src, &dir, name)?;
         if flags & RENAME_EXCHANGE != 0 {
             let dst = dst.ok_or_else(|| errno(libc::ENOENT))?;
-            if src.kind == Kind::Dir || dst.kind == Kind::Dir {
-                return Err(errno(libc::EXDEV));
-            }
             let dst_node = self.node_for(&dst, &newdir, newname)?;
+            // A directory with lower content becomes an opaque upper copy of its tree first
+            // (dircopy.rs); then both are upper objects and one exchange swaps them.
+            self.copy_up_tree(&src_node, &dir, name)?;
+            self.copy_up_tree(&dst_node, &newdir, newname)?;
             self.copy_up(&src_node, true)?;
             self.copy_up(&dst_node, true)?;
             let (d1, d2) = (self.upper_dir(&dir)?, self.upper_dir(&newdir)?);
             let up = upper.dir_layer();
             let (f1, f2) = (up.dir_handle(d1)?, up.dir_handle(d2)?);
+            // A directory going where a lower has the name must not merge with it. Where it
+            // is now, no lower directory merges with it (else it would have been copied as
+            // an opaque tree), so marking it first changes nothing there.
+            if src.kind == Kind::Dir && self.lower_has(&newdir, newname)? {
+                upper::set_opaque(f1.as_fd(), name.as_encoded_bytes())?;
+            }
+            if dst.kind == Kind::Dir && self.lower_has(&dir, name)? {
+                upper::set_opaque(f2.as_fd(), newname.as_encoded_bytes())?;
+            }
             rustix::fs::renameat_with(&*f1, name, &*f2, newname, RenameFlags::EXCHANGE)?;
             up.forget_name(d1, name);
             up.forget_name(d2, newname);
@@ -70,6 +80,12 @@ impl Union {
             newdir.invalidate_listing();
             self.refresh(&src_node, &newdir, newname);
             self.refresh(&dst_node, &dir, name);
+            for node in [&src_node, &dst_node] {
+                if node.kind == Kind::Dir {
+                    node.invalidate_listing();
+                    self.refresh_below(node);
+                }
+            }
             return Ok(());
         }
         if let Some(dst) = &dst {
@@ -85,11 +101,9 @@ impl Union {
                 _ => {}
             }
         }
-        if src.kind == Kind::Dir && (src.layers.len() > 1 || src.layers[0].layer != 0) {
-            // A directory with lower content would need overlayfs's redirect xattr or a
-            // full copy; like overlayfs without redirect_dir, let the caller copy.
-            return Err(errno(libc::EXDEV));
-        }
+        // A directory with lower content becomes an opaque upper copy of its tree first
+        // (dircopy.rs), which then moves as one upper directory.
+        self.copy_up_tree(&src_node, &dir, name)?;
         self.copy_up(&src_node, true)?;
         let src_dir_up = self.upper_dir(&dir)?;
         let dst_dir_up = self.upper_dir(&newdir)?;
@@ -111,14 +125,10 @@ impl Union {
         };
         match &dst_in_upper {
             Some(st) if FileType::from_raw_mode(st.st_mode) == FileType::Directory => {
-                // Merged-empty: only whiteouts inside. Not atomic (the lower names show
-                // again for a moment); a later change replaces the directory in one step.
-                let d = upper::open_dir_at(
-                    dfd.as_fd(),
-                    &std::ffi::CString::new(newname.as_encoded_bytes())
-                        .map_err(|_| errno(libc::EINVAL))?,
-                )?;
-                upper::clear_whiteouts(d.as_fd())?;
+                // Merged-empty, but it may hold whiteouts, which rename(2) will not replace:
+                // swap in an empty opaque directory first (the merged view shows the same),
+                // then the rename replaces that in one step.
+                self.empty_in_place(upper, dfd.as_fd(), newname, st)?;
             }
             _ => {}
         }
@@ -154,6 +164,37 @@ impl Union {
         newdir.invalidate_listing();
         self.refresh(&src_node, &newdir, newname);
         Ok(())
+    }
+
+    /// Replaces the upper directory `name` in `dir` (merged-empty, with `st` its stat) by an
+    /// empty opaque directory with its owner and mode, in one exchange.
+    fn empty_in_place(
+        &self,
+        upper: &upper::Upper,
+        dir: BorrowedFd<'_>,
+        name: &OsStr,
+        st: &rustix::fs::Stat,
+    ) -> io::Result<()> {
+        let work = upper.work();
+        let temp = upper.temp_name();
+        let staged = (|| -> io::Result<()> {
+            rustix::fs::mkdirat(work, &*temp, Mode::from_raw_mode(0o700))?;
+            rustix::fs::chownat(
+                work,
+                &*temp,
+                Some(rustix::fs::Uid::from_raw(st.st_uid)),
+                Some(rustix::fs::Gid::from_raw(st.st_gid)),
+                AtFlags::SYMLINK_NOFOLLOW,
+            )?;
+            let mode = Mode::from_raw_mode(st.st_mode & 0o7777);
+            rustix::fs::chmodat(work, &*temp, mode, AtFlags::empty())?;
+            upper::set_opaque(work, temp.as_bytes())?;
+            rustix::fs::renameat_with(work, &*temp, dir, name, RenameFlags::EXCHANGE)?;
+            Ok(())
+        })();
+        // The old directory with its whiteouts (or the staged one, on failure).
+        let _ = upper::remove_at(work, &temp);
+        staged
     }
 
     /// The live node of a resolved name (the kernel looked it up before asking to change

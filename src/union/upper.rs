@@ -251,11 +251,6 @@ pub fn only_whiteouts(dir: BorrowedFd<'_>) -> io::Result<bool> {
     Ok(true)
 }
 
-/// Removes the whiteouts inside `dir` (a merged-empty directory about to be replaced).
-pub fn clear_whiteouts(dir: BorrowedFd<'_>) -> io::Result<()> {
-    clean_dir(dir)
-}
-
 /// Checks that `upper` and `work` can serve as the upper and work directories: existing
 /// directories on one filesystem (the staged object is renamed from one into the other),
 /// neither inside the other. The message is one line naming the option.

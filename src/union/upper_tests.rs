@@ -12,25 +12,25 @@ use super::*;
 use crate::layer::dir::DirLayer;
 use crate::layer::{DirEntry, Entry, NodeId};
 
-const ROOT_CALLER: Caller = Caller {
+pub(super) const ROOT_CALLER: Caller = Caller {
     uid: 0,
     gid: 0,
     umask: 0o022,
 };
 
-struct Dirs {
+pub(super) struct Dirs {
     _tmp: tempfile::TempDir,
-    upper: std::path::PathBuf,
-    work: std::path::PathBuf,
-    lower: std::path::PathBuf,
+    pub(super) upper: std::path::PathBuf,
+    pub(super) work: std::path::PathBuf,
+    pub(super) lower: std::path::PathBuf,
 }
 
 /// Copy-up sets owners and unlink makes device nodes: root only (CI runs as root).
-fn root() -> bool {
+pub(super) fn root() -> bool {
     rustix::process::geteuid().is_root()
 }
 
-fn dirs() -> Dirs {
+pub(super) fn dirs() -> Dirs {
     let tmp = tempfile::tempdir().unwrap();
     let (upper, work, lower) = (
         tmp.path().join("u"),
@@ -48,12 +48,12 @@ fn dirs() -> Dirs {
     }
 }
 
-fn writable(d: &Dirs, lower: Arc<dyn Layer>) -> Union {
+pub(super) fn writable(d: &Dirs, lower: Arc<dyn Layer>) -> Union {
     let upper = Upper::open(&d.upper, &d.work).unwrap();
     Union::with_upper(upper, vec![lower]).unwrap()
 }
 
-fn walk(u: &Union, path: &str) -> io::Result<Ino> {
+pub(super) fn walk(u: &Union, path: &str) -> io::Result<Ino> {
     let mut ino = ROOT_INO;
     for part in path.split('/').filter(|p| !p.is_empty()) {
         ino = u.lookup(ino, OsStr::new(part))?.0;
@@ -61,7 +61,7 @@ fn walk(u: &Union, path: &str) -> io::Result<Ino> {
     Ok(ino)
 }
 
-fn names(u: &Union, path: &str) -> Vec<String> {
+pub(super) fn names(u: &Union, path: &str) -> Vec<String> {
     let fh = u.opendir(walk(u, path).unwrap()).unwrap();
     let mut v: Vec<String> = u.listing(fh).unwrap().entries[2..]
         .iter()
@@ -72,7 +72,7 @@ fn names(u: &Union, path: &str) -> Vec<String> {
     v
 }
 
-fn staged(d: &Dirs) -> Vec<OsString> {
+pub(super) fn staged(d: &Dirs) -> Vec<OsString> {
     fs::read_dir(d.work.join("work"))
         .unwrap()
         .map(|e| e.unwrap().file_name())
@@ -81,7 +81,7 @@ fn staged(d: &Dirs) -> Vec<OsString> {
 
 /// A directory layer whose file data fails after the first megabyte, like a disk error or a
 /// crash in the middle of a copy-up.
-struct FailingData(DirLayer);
+pub(super) struct FailingData(pub(super) DirLayer);
 
 struct FailAfter(Box<dyn FileData>);
 

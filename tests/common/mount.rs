@@ -90,12 +90,17 @@ impl UnionMount {
     }
 
     /// `unionmount mount -f [EXTRA...] IMAGE MNT` for an image reference (oci:, docker-archive:).
+    /// The store root (where a writable image mount keeps its upper) is `MNT.store`, beside
+    /// the mountpoint, so tests never write to the real store.
     pub fn image(reference: &str, extra: &[&str], mnt: &Path) -> Self {
         let mut args: Vec<OsString> = vec!["mount".into(), "-f".into()];
         args.extend(extra.iter().map(OsString::from));
         args.push(reference.into());
         args.push(mnt.as_os_str().to_owned());
-        Self::start(&args, mnt)
+        let mut store = mnt.as_os_str().to_owned();
+        store.push(".store");
+        let store = store.to_str().expect("utf-8 mountpoint").to_owned();
+        Self::start_with_env(&args, &[("UNIONMOUNT_ROOT", &store)], mnt)
     }
 
     /// `unionmount -f -o lowerdir=TOP:...:BOTTOM MNT`, given the layers bottom first.
