@@ -635,3 +635,40 @@ fn rename_directories(form: Form) {
         &Exclusions::default(),
     );
 }
+
+/// A hard link keeps its file when the name the mount first knew it by is renamed and
+/// removed, or removed and the directory holding the link renamed (found by
+/// tests/upper_random.rs: the node kept pointing at the gone name, so reading the link
+/// failed with `ENOENT`).
+#[test]
+fn hard_link_survives_removal_of_the_first_name() {
+    if !root_or_skip() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let lower = write_stack(
+        tmp.path(),
+        Form::OverlayDir,
+        &[vec![
+            file("a/y", "y\n"),
+            file("a/z", "z\n"),
+            dir_("a/d"),
+            file("b/keep", "k\n"),
+        ]],
+    );
+    let (u, w) = upper_work(tmp.path(), "union");
+    let um = UnionMount::with_upper(&lower, &u, &w, &mountpoint(tmp.path(), "umnt"));
+    let p = |rel: &str| um.join(rel);
+    // Renamed, then removed: the link made first still reads.
+    fs::hard_link(p("a/y"), p("a/d/x")).unwrap();
+    fs::rename(p("a/y"), p("c")).unwrap();
+    fs::remove_file(p("c")).unwrap();
+    assert_eq!(fs::read_to_string(p("a/d/x")).unwrap(), "y\n");
+    // Removed, then the directory holding the link moved (a tree copy).
+    fs::hard_link(p("a/z"), p("b/z")).unwrap();
+    fs::remove_file(p("a/z")).unwrap();
+    fs::rename(p("b"), p("e")).unwrap();
+    assert_eq!(fs::read_to_string(p("e/z")).unwrap(), "z\n");
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(fs::symlink_metadata(p("e/z")).unwrap().nlink(), 1);
+}

@@ -66,6 +66,9 @@ pub struct Node {
     /// Bumped by every invalidation, so a listing merged concurrently is not kept.
     version: AtomicU64,
     lookups: AtomicU64,
+    /// A hard-linked file: the other places the kernel looked it up by, so that when the name
+    /// in `place` goes, the node can move to one that still holds the file.
+    links: RwLock<Vec<Place>>,
 }
 
 /// A node's parent and name.
@@ -132,6 +135,25 @@ impl Node {
         *slot = None;
     }
 
+    /// The kernel found this (non-directory) object under `at` too: a hard link.
+    fn note_link(&self, at: &Place) {
+        let same = |p: &Place| p.parent == at.parent && p.name == at.name;
+        if at.name.is_none() || same(&self.place()) {
+            return;
+        }
+        let mut links = self.links.write();
+        if !links.iter().any(same) {
+            links.push(at.clone());
+        }
+    }
+
+    /// The other places of a hard-linked object, forgetting `name` in `parent` (which goes).
+    pub fn links_but(&self, parent: Ino, name: &OsStr) -> Vec<Place> {
+        let mut links = self.links.write();
+        links.retain(|p| p.parent != parent || p.name.as_deref() != Some(name));
+        links.clone()
+    }
+
     fn new(ino: Ino, st_ino: u64, kind: Kind, layers: Vec<LayerRef>, place: Place) -> Node {
         Node {
             ino,
@@ -142,6 +164,7 @@ impl Node {
             listing: RwLock::new(None),
             version: AtomicU64::new(0),
             lookups: AtomicU64::new(0),
+            links: RwLock::new(Vec::new()),
         }
     }
 }
@@ -186,10 +209,13 @@ impl NodeTable {
 
     /// Takes one lookup reference on the node for `r`, creating it if it is not live. An
     /// existing node keeps the layer objects it was created with (a hard link reached by
-    /// another name is the same file).
+    /// another name is the same file; that name is noted as one of its links).
     pub fn acquire(&self, r: Resolved, place: Place) -> Arc<Node> {
         if let Some(node) = self.shard(r.ino).read().get(&r.ino) {
             node.lookups.fetch_add(1, Ordering::AcqRel);
+            if node.kind != Kind::Dir {
+                node.note_link(&place);
+            }
             return node.clone();
         }
         let mut shard = self.shard(r.ino).write();

@@ -159,6 +159,9 @@ impl Union {
                 r => r?,
             }
         }
+        if let Some(dst) = &dst {
+            self.name_going(&newdir, newname, dst);
+        }
         up.move_name(src_dir_up, name, dst_dir_up, newname)?;
         dir.invalidate_listing();
         newdir.invalidate_listing();

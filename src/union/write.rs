@@ -536,6 +536,7 @@ impl Union {
         let need_whiteout = self.lower_has(dir, name)?;
         let dir_up = self.upper_dir(dir)?;
         let dir_fd = upper.dir_layer().dir_handle(dir_up)?;
+        self.name_going(dir, name, r);
         if r.layers[0].layer == 0 {
             // The filesystem may give the inode number to a new object once this one is
             // gone: it must not inherit the old one's `st_ino`.
@@ -557,6 +558,32 @@ impl Union {
         }
         dir.invalidate_listing();
         Ok(())
+    }
+
+    /// `name` in `dir` (resolved to `r`) is about to be removed or replaced. A live node of a
+    /// hard-linked file that the kernel knows by that name moves to another of its names,
+    /// else it would lose its file while the kernel still shows it under the others.
+    pub(super) fn name_going(&self, dir: &Node, name: &OsStr, r: &Resolved) {
+        let Some(node) = self.nodes.get(r.ino).filter(|n| n.kind != Kind::Dir) else {
+            return;
+        };
+        let others = node.links_but(dir.ino, name);
+        let place = node.place();
+        if place.parent != dir.ino || place.name.as_deref() != Some(name) {
+            return;
+        }
+        for other in others {
+            let (Some(pdir), Some(pname)) = (self.nodes.get(other.parent), other.name) else {
+                continue;
+            };
+            if let Ok((found, _)) = self.resolve(&pdir, &pname, 0)
+                && found.ino == r.ino
+            {
+                node.set_layers(found.layers);
+                node.set_place(pdir.ino, &pname);
+                return;
+            }
+        }
     }
 
     pub fn unlink(&self, parent: Ino, name: &OsStr) -> io::Result<()> {
