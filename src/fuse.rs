@@ -192,10 +192,12 @@ impl Filesystem for FuseAdapter {
         guarded("forget", || self.union.forget(ino.0, nlookup));
     }
 
-    fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
-        guarded("getattr", || match self.union.getattr(ino.0) {
-            Ok(stat) => reply.attr(&self.ttl, &self.attr(&stat)),
-            Err(e) => reply.error(to_errno(&e)),
+    fn getattr(&self, _req: &Request, ino: INodeNo, fh: Option<FileHandle>, reply: ReplyAttr) {
+        guarded("getattr", || {
+            match self.union.getattr_with(ino.0, fh.map(|f| f.0)) {
+                Ok(stat) => reply.attr(&self.ttl, &self.attr(&stat)),
+                Err(e) => reply.error(to_errno(&e)),
+            }
         });
     }
 

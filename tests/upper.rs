@@ -672,3 +672,40 @@ fn hard_link_survives_removal_of_the_first_name() {
     use std::os::unix::fs::MetadataExt;
     assert_eq!(fs::symlink_metadata(p("e/z")).unwrap().nlink(), 1);
 }
+
+/// A file unlinked while open stays readable and `fstat`-able through its descriptor, as on
+/// kernel overlayfs: an upper file, and a lower file opened before its whiteout was made.
+#[test]
+fn open_files_survive_unlink() {
+    if !root_or_skip() {
+        return;
+    }
+    use std::io::{Read, Seek};
+    use std::os::unix::fs::MetadataExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let lower = write_stack(tmp.path(), Form::OverlayDir, &[vec![file("l", "lower\n")]]);
+    let (u, w) = upper_work(tmp.path(), "union");
+    let um = UnionMount::with_upper(&lower, &u, &w, &mountpoint(tmp.path(), "umnt"));
+    fs::write(um.join("f"), "upper\n").unwrap();
+    for (name, content) in [("f", "upper\n"), ("l", "lower\n")] {
+        let mut open = fs::File::open(um.join(name)).unwrap();
+        let ino = open.metadata().unwrap().ino();
+        fs::remove_file(um.join(name)).unwrap();
+        assert!(
+            fs::symlink_metadata(um.join(name)).is_err(),
+            "{name} is gone"
+        );
+        // Past the 1 s attribute TTL, so the kernel asks the daemon again.
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+        let meta = open
+            .metadata()
+            .unwrap_or_else(|e| panic!("fstat of unlinked {name}: {e}"));
+        assert_eq!(meta.len(), content.len() as u64, "{name}");
+        assert_eq!(meta.ino(), ino, "{name}");
+        let mut got = String::new();
+        open.rewind().unwrap();
+        open.read_to_string(&mut got)
+            .unwrap_or_else(|e| panic!("read of unlinked {name}: {e}"));
+        assert_eq!(got, content, "{name}");
+    }
+}

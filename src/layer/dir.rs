@@ -318,7 +318,8 @@ fn ts(sec: i64, nsec: i64) -> Timespec {
     }
 }
 
-fn attr_from_stat(st: &Stat) -> Attr {
+/// The layer model's attributes of a `stat` result (also for open files the union holds).
+pub(crate) fn attr_from_stat(st: &Stat) -> Attr {
     Attr {
         kind: kind_of(st),
         perm: st.st_mode & 0o7777,

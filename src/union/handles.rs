@@ -35,6 +35,13 @@ impl<T: Clone> Handles<T> {
         self.shard(fh).read().get(&fh).cloned()
     }
 
+    /// Any entry for which `pred` holds (a scan of every shard: for rare paths only).
+    pub fn find(&self, pred: impl Fn(&T) -> bool) -> Option<T> {
+        self.shards
+            .iter()
+            .find_map(|s| s.read().values().find(|v| pred(v)).cloned())
+    }
+
     pub fn remove(&self, fh: u64) -> Option<T> {
         self.shard(fh).write().remove(&fh)
     }

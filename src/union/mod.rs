@@ -82,8 +82,20 @@ pub fn errno(code: i32) -> io::Error {
 /// written to.
 #[derive(Clone)]
 struct OpenFile {
+    /// The node it was opened for (to answer `fstat` of a file unlinked while open).
+    ino: Ino,
     data: Arc<dyn FileData>,
     upper: Option<Arc<std::fs::File>>,
+}
+
+impl OpenFile {
+    /// The descriptor to `fstat`, if the data is a whole file of its own.
+    fn backing(&self) -> Option<&std::fs::File> {
+        match &self.upper {
+            Some(f) => Some(f),
+            None => self.data.backing_file(),
+        }
+    }
 }
 
 /// A union of layers; read-only, or writable through an [`Upper`] at position 0.
@@ -267,8 +279,34 @@ impl Union {
         })
     }
 
+    /// Attributes of a node. A file unlinked while open has no name left to stat; then any
+    /// open descriptor of it answers, as `fstat` does on a local filesystem (the kernel asks
+    /// without a handle for `fstat`, with one before reads).
     pub fn getattr(&self, ino: Ino) -> io::Result<Stat> {
-        self.stat_node(&*self.node(ino)?)
+        self.getattr_with(ino, None)
+    }
+
+    /// [`Union::getattr`], preferring the given open file handle when the name is gone.
+    pub fn getattr_with(&self, ino: Ino, fh: Option<u64>) -> io::Result<Stat> {
+        let node = self.node(ino)?;
+        match self.stat_node(&node) {
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
+                let open = fh
+                    .and_then(|fh| self.files.get(fh))
+                    .filter(|f| f.ino == ino && f.backing().is_some())
+                    .or_else(|| self.files.find(|f| f.ino == ino && f.backing().is_some()))
+                    .ok_or(e)?;
+                let Some(backing) = open.backing() else {
+                    return Err(errno(libc::ENOENT));
+                };
+                let st = rustix::fs::fstat(backing)?;
+                Ok(Stat {
+                    st_ino: node.st_ino,
+                    attr: crate::layer::dir::attr_from_stat(&st),
+                })
+            }
+            other => other,
+        }
     }
 
     pub fn readlink(&self, ino: Ino) -> io::Result<Vec<u8>> {
@@ -294,6 +332,7 @@ impl Union {
         let top = node.top();
         let data = self.layer(top).open(top.node)?;
         Ok(self.files.insert(OpenFile {
+            ino,
             data: Arc::from(data),
             upper: None,
         }))

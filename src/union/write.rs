@@ -245,6 +245,7 @@ impl Union {
         let (ino, stat) = self.lookup(parent, name)?;
         let file = Arc::new(File::from(fd));
         let fh = self.files.insert(OpenFile {
+            ino,
             data: Arc::new(UpperFile(file.clone())),
             upper: Some(file),
         });
@@ -354,6 +355,7 @@ impl Union {
         }
         drop(guard);
         Ok(self.files.insert(OpenFile {
+            ino,
             data: Arc::new(UpperFile(file.clone())),
             upper: Some(file),
         }))
