@@ -671,7 +671,10 @@ impl Filesystem for FuseAdapter {
         _flags: fuser::CopyFileRangeFlags,
         reply: ReplyWrite,
     ) {
-        reply.error(Errno::EROFS);
+        // Not offloaded yet. ENOSYS makes the kernel stop asking and copy through read and
+        // write itself; any other error would reach cp(1), which then fails (EROFS did, on
+        // writable mounts). A read-only mount still refuses the writes with EROFS.
+        reply.error(Errno::ENOSYS);
     }
 }
 

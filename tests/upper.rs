@@ -709,3 +709,52 @@ fn open_files_survive_unlink() {
         assert_eq!(got, content, "{name}");
     }
 }
+
+/// copy_file_range(2) inside a writable mount copies (coreutils `cp` uses it first): the
+/// daemon does not offload it, and must say so in the way that makes the kernel fall back.
+#[test]
+fn copy_file_range_inside_a_writable_mount_copies() {
+    if !root_or_skip() {
+        return;
+    }
+    use std::os::fd::AsRawFd;
+    let tmp = tempfile::tempdir().unwrap();
+    let data: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+    let lower = write_stack(
+        tmp.path(),
+        Form::OverlayDir,
+        &[vec![file("src", std::str::from_utf8(&[b'x'; 10]).unwrap())]],
+    );
+    let (u, w) = upper_work(tmp.path(), "union");
+    let um = UnionMount::with_upper(&lower, &u, &w, &mountpoint(tmp.path(), "umnt"));
+    fs::write(um.join("big"), &data).unwrap();
+    for from in ["big", "src"] {
+        let src = fs::File::open(um.join(from)).unwrap();
+        let dst = fs::File::create(um.join(&format!("{from}.copy"))).unwrap();
+        let len = src.metadata().unwrap().len() as usize;
+        let mut done = 0;
+        while done < len {
+            // SAFETY: two open descriptors, null offsets (use and advance the file offsets).
+            let n = unsafe {
+                libc::copy_file_range(
+                    src.as_raw_fd(),
+                    std::ptr::null_mut(),
+                    dst.as_raw_fd(),
+                    std::ptr::null_mut(),
+                    len - done,
+                    0,
+                )
+            };
+            assert!(
+                n > 0,
+                "copy_file_range of {from}: {}",
+                std::io::Error::last_os_error()
+            );
+            done += n as usize;
+        }
+        assert_eq!(
+            fs::read(um.join(&format!("{from}.copy"))).unwrap(),
+            fs::read(um.join(from)).unwrap()
+        );
+    }
+}
