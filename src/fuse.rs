@@ -685,18 +685,8 @@ impl FuseAdapter {
         self.union.getattr(ino).unwrap_or_else(|_| Stat {
             st_ino: ino,
             attr: crate::layer::Attr {
-                kind: Kind::Dir,
                 perm: 0o755,
-                uid: 0,
-                gid: 0,
-                size: 0,
-                blocks: 0,
-                nlink: 1,
-                rdev: 0,
-                atime: Timespec::default(),
-                mtime: Timespec::default(),
-                ctime: Timespec::default(),
-                ino: 0,
+                ..crate::layer::Attr::zeroed(Kind::Dir)
             },
         })
     }

@@ -203,40 +203,32 @@ fn background_mount_releases_callers_pipes() {
     );
 }
 
-#[test]
-fn foreground_sigterm_unmounts_cleanly() {
-    if !root_or_skip() {
-        return;
-    }
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let layers = two_layers(tmp.path());
-    let mnt = mountpoint(tmp.path(), "mnt");
-    let um = UnionMount::layers(&layers, &mnt);
-    assert_tree_visible(um.path());
-    let path = um.path().to_path_buf();
-    let status = um.stop_with(libc::SIGTERM);
-    assert!(
-        status.success(),
-        "unionmount -f exited with {status} on SIGTERM"
-    );
-    assert!(mount_type(&path).is_none(), "still mounted after SIGTERM");
-}
-
-#[test]
-fn foreground_sigint_unmounts_cleanly() {
+/// `unionmount -f` given `sig`: the mount goes away and the daemon exits 0.
+fn foreground_signal_unmounts_cleanly(sig: libc::c_int, name: &str) {
     if !root_or_skip() {
         return;
     }
     let tmp = tempfile::tempdir().expect("tempdir");
     let layers = two_layers(tmp.path());
     let um = UnionMount::layers(&layers, &mountpoint(tmp.path(), "mnt"));
+    assert_tree_visible(um.path());
     let path = um.path().to_path_buf();
-    let status = um.stop_with(libc::SIGINT);
+    let status = um.stop_with(sig);
     assert!(
         status.success(),
-        "unionmount -f exited with {status} on SIGINT"
+        "unionmount -f exited with {status} on {name}"
     );
-    assert!(mount_type(&path).is_none(), "still mounted after SIGINT");
+    assert!(mount_type(&path).is_none(), "still mounted after {name}");
+}
+
+#[test]
+fn foreground_sigterm_unmounts_cleanly() {
+    foreground_signal_unmounts_cleanly(libc::SIGTERM, "SIGTERM");
+}
+
+#[test]
+fn foreground_sigint_unmounts_cleanly() {
+    foreground_signal_unmounts_cleanly(libc::SIGINT, "SIGINT");
 }
 
 /// SIGTERM while a file is open in the mount: the mount leaves the mount table at once (a lazy

@@ -13,6 +13,14 @@ fn testdata(rel: &str) -> PathBuf {
         .join(rel)
 }
 
+/// The demo's plain tar layers, bottom first.
+fn demo_tars() -> Vec<PathBuf> {
+    ["base", "app", "config"]
+        .iter()
+        .map(|n| testdata(&format!("demo/{n}.tar")))
+        .collect()
+}
+
 fn oci_ref(dir: &Path, suffix: &str) -> String {
     format!("oci:{}{suffix}", dir.display())
 }
@@ -42,10 +50,7 @@ fn plain_oci_layout_equals_its_layers_applied_in_order() {
         return;
     }
     let tmp = tempfile::tempdir().expect("tempdir");
-    let tars: Vec<PathBuf> = ["base", "app", "config"]
-        .iter()
-        .map(|n| testdata(&format!("demo/{n}.tar")))
-        .collect();
+    let tars = demo_tars();
     let layout = tmp.path().join("layout");
     write_plain_oci_layout(&layout, "v1", &tars);
     assert_image_matches_layers(&oci_ref(&layout, ":v1"), &tars);
@@ -227,10 +232,7 @@ fn image_mount_options() {
         return;
     }
     let tmp = tempfile::tempdir().expect("tempdir");
-    let tars: Vec<PathBuf> = ["base", "app", "config"]
-        .iter()
-        .map(|n| testdata(&format!("demo/{n}.tar")))
-        .collect();
+    let tars = demo_tars();
     let layout = tmp.path().join("layout");
     write_plain_oci_layout(&layout, "latest", &tars);
     let cache = tmp.path().join("cache");

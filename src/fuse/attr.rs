@@ -91,18 +91,10 @@ mod tests {
         Stat {
             st_ino: 5,
             attr: Attr {
-                kind: Kind::File,
                 perm: 0o644,
                 uid,
                 gid,
-                size: 0,
-                blocks: 0,
-                nlink: 1,
-                rdev: 0,
-                atime: Timespec::default(),
-                mtime: Timespec::default(),
-                ctime: Timespec::default(),
-                ino: 0,
+                ..Attr::zeroed(Kind::File)
             },
         }
     }

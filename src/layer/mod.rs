@@ -61,6 +61,27 @@ pub struct Attr {
     pub ino: u64,
 }
 
+impl Attr {
+    /// Zero attributes of a `kind` (no permissions, root-owned, epoch times): the base of a
+    /// record that needs some attributes before it has real ones.
+    pub fn zeroed(kind: Kind) -> Attr {
+        Attr {
+            kind,
+            perm: 0,
+            uid: 0,
+            gid: 0,
+            size: 0,
+            blocks: 0,
+            nlink: 1,
+            rdev: 0,
+            atime: Timespec::default(),
+            mtime: Timespec::default(),
+            ctime: Timespec::default(),
+            ino: 0,
+        }
+    }
+}
+
 /// The result of a successful lookup.
 #[derive(Clone, Debug)]
 pub struct Entry {

@@ -252,17 +252,9 @@ impl UnionMount {
 
     /// Sends `sig` and waits for the daemon to exit by itself (not killed): its exit status.
     /// Panics if it does not exit within the timeout.
-    pub fn stop_with(mut self, sig: libc::c_int) -> ExitStatus {
-        let mut child = self.child.take().expect("child present");
-        send_signal(&child, sig);
-        let (status, killed) = wait_or_kill(&mut child, EXIT_TIMEOUT);
-        let _ = umount2(&self.mnt, libc::MNT_DETACH);
-        assert!(
-            !killed,
-            "unionmount did not exit within {EXIT_TIMEOUT:?} of signal {sig}; stderr:\n{}",
-            self.stderr_text()
-        );
-        status
+    pub fn stop_with(self, sig: libc::c_int) -> ExitStatus {
+        self.signal(sig);
+        self.wait_exit()
     }
 
     /// Unmounts from outside (like `umount MNT`) and waits for the daemon to exit by itself.
