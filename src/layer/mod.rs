@@ -189,9 +189,11 @@ pub fn open(source: &blob::LayerSource, options: &LayerOptions) -> Result<Arc<dy
     let path = match source {
         blob::LayerSource::Blob(b) => {
             // A digest error already names the image and the layer; others name the file.
-            let layer = tar::TarLayer::open_blob(b, options).map_err(|e| match e.to_string() {
-                m if m.starts_with("image ") => m,
-                m => format!("layer {m}"),
+            let layer = tar::TarLayer::open_blob(b, options).map_err(|e| match e {
+                tar::TarError::DigestMismatch { .. } | tar::TarError::DiffIdMismatch { .. } => {
+                    e.to_string()
+                }
+                e => format!("layer {e}"),
             })?;
             return Ok(Arc::new(layer));
         }
