@@ -10,8 +10,11 @@ fn main() {
     )
     .format_timestamp(None)
     .init();
-    let cli = unionmount::cli::Cli::parse();
+    let cli = unionmount::cli::Cli::parse_from(unionmount::cli::helper_argv(std::env::args_os()));
     if let Err(e) = unionmount::cli::run(cli) {
+        if matches!(e, unionmount::cli::CliError::Reported) {
+            std::process::exit(e.exit_code());
+        }
         eprintln!("unionmount: {}", one_line(&e.to_string()));
         std::process::exit(e.exit_code());
     }

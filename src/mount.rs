@@ -46,6 +46,9 @@ pub struct MountConfig {
     pub allow_other: bool,
     /// Owner mapping and fsync policy of the adapter (fuse-overlayfs's options).
     pub serve: ServeOptions,
+    /// A file the serving process writes its pid to once the mount is live (the store's
+    /// mount record, which `ps` and `rmi` read).
+    pub pid_file: Option<PathBuf>,
 }
 
 /// The upper and work directories of a writable mount, checked by [`UpperDirs::new`].
@@ -250,10 +253,11 @@ pub fn run(cfg: &MountConfig) -> Result<(), MountError> {
         cfg.layers.len(),
         mountpoint.display()
     );
+    let pid_file = cfg.pid_file.as_deref();
     if cfg.foreground {
-        serve(session, &mountpoint, None)
+        serve(session, &mountpoint, None, pid_file)
     } else {
-        daemonize(session, &mountpoint)
+        daemonize(session, &mountpoint, pid_file)
     }
 }
 
@@ -263,6 +267,7 @@ fn serve(
     mut session: Session<FuseAdapter>,
     mountpoint: &Path,
     ready: Option<File>,
+    pid_file: Option<&Path>,
 ) -> Result<(), MountError> {
     block_stop_signals();
     let target = mountpoint.to_path_buf();
@@ -282,6 +287,11 @@ fn serve(
             }
         })
         .map_err(|e| MountError::Daemon(format!("cannot start the signal thread: {e}")))?;
+    if let Some(path) = pid_file
+        && let Err(e) = std::fs::write(path, format!("{}\n", std::process::id()))
+    {
+        warn!("{}: {e}", path.display());
+    }
     if let Some(mut ready) = ready {
         // The parent may already be gone (killed); serving goes on regardless.
         let _ = ready.write_all(b"1");
@@ -291,7 +301,11 @@ fn serve(
         .map_err(|e| MountError::Daemon(format!("serving {}: {e}", mountpoint.display())))
 }
 
-fn daemonize(session: Session<FuseAdapter>, mountpoint: &Path) -> Result<(), MountError> {
+fn daemonize(
+    session: Session<FuseAdapter>,
+    mountpoint: &Path,
+    pid_file: Option<&Path>,
+) -> Result<(), MountError> {
     let (read_end, write_end) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
         .map_err(|e| MountError::Daemon(format!("pipe: {e}")))?;
     // SAFETY: the process has one thread here (the session was created without threads), so
@@ -305,7 +319,7 @@ fn daemonize(session: Session<FuseAdapter>, mountpoint: &Path) -> Result<(), Mou
         0 => {
             drop(read_end);
             detach();
-            let code = match serve(session, mountpoint, Some(File::from(write_end))) {
+            let code = match serve(session, mountpoint, Some(File::from(write_end)), pid_file) {
                 Ok(()) => 0,
                 Err(e) => {
                     log::error!("{e}");

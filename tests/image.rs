@@ -160,7 +160,14 @@ fn broken_images_are_one_line_errors() {
         &["no image tagged \"other:latest\"", "unionmount-demo:latest"],
     );
     fails("docker://busybox", &["registries are not supported yet"]);
-    fails("busybox", &["no transport"]);
+    // A bare name is looked up in the store (an empty one here).
+    let root = tmp.path().join("store");
+    let root = root.to_str().expect("utf-8 path");
+    assert_one_line_failure(
+        &["mount", "--root", root, "busybox", &m],
+        &mnt,
+        &["image \"busybox\" not found"],
+    );
     fails(
         &oci_ref(&tmp.path().join("nowhere"), ""),
         &["nowhere: does not exist"],

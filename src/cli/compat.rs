@@ -201,6 +201,7 @@ pub fn parse(
         flags,
         allow_other,
         serve,
+        pid_file: None,
     })
 }
 

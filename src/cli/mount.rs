@@ -12,9 +12,10 @@ use clap::Args;
 use super::CliError;
 use crate::image::platform::Platform;
 use crate::image::reference::Reference;
-use crate::image::store::{self, MountState};
+use crate::image::store::{self, MountState, Store};
 use crate::image::{Cause, ImageError};
 use crate::layer::LayerOptions;
+use crate::layer::blob::Digest;
 use crate::layer::blob::LayerSource;
 use crate::layer::tar::IndexCache;
 use crate::mount::{MountConfig, MountError, UpperDirs};
@@ -82,55 +83,133 @@ pub struct MountArgs {
     pub private: bool,
 }
 
-/// The layers to stack, topmost first, from an image reference or the `--layer` list.
-fn layers(args: &MountArgs, image: Option<&Reference>) -> Result<Vec<LayerSource>, CliError> {
-    match (image, args.layers.is_empty()) {
-        (Some(_), false) => Err(CliError::Usage(
+impl MountArgs {
+    /// `unionmount IMAGE MOUNTPOINT`: `mount` with every option at its default.
+    pub fn short_form(targets: Vec<std::ffi::OsString>, foreground: bool) -> MountArgs {
+        MountArgs {
+            targets,
+            layers: Vec::new(),
+            platform: None,
+            read_only: false,
+            upper: None,
+            work: None,
+            root: None,
+            cache: None,
+            no_cache: false,
+            chunk_cache: None,
+            foreground,
+            private: false,
+        }
+    }
+}
+
+/// What the user asked to mount.
+enum Source {
+    /// `--layer PATH...`
+    Layers,
+    /// `oci:DIR[:TAG]`, `docker-archive:FILE[:NAME:TAG]`: read in place.
+    Transport(Reference),
+    /// A name, ID or digest of an image in the store.
+    Stored(String),
+}
+
+/// Whether `text` starts with a transport (and is read in place) rather than naming an image
+/// of the store. `localhost:5000/app` is a store name: a transport is a word of letters and
+/// dashes followed by a colon and not by a port number.
+pub(crate) fn is_transport(text: &str) -> bool {
+    let Some((word, rest)) = text.split_once(':') else {
+        return false;
+    };
+    !word.is_empty()
+        && !word.contains(['/', '.'])
+        && word.bytes().all(|b| b.is_ascii_lowercase() || b == b'-')
+        && !rest.starts_with(|c: char| c.is_ascii_digit())
+        && (word != "sha256")
+        && (rest.contains(['/', '.']) || ["oci", "docker-archive", "docker"].contains(&word))
+}
+
+/// An image resolved for mounting: its layers, and for a store image the name its mount
+/// state is kept under and its manifest.
+struct Resolved {
+    layers: Vec<LayerSource>,
+    stored: Option<(String, Digest)>,
+}
+
+/// The layers to stack, topmost first, from an image or the `--layer` list.
+fn resolve(args: &MountArgs, source: &Source, store: Option<&Store>) -> Result<Resolved, CliError> {
+    if !args.layers.is_empty() && !matches!(source, Source::Layers) {
+        return Err(CliError::Usage(
             "give either an IMAGE or --layer PATH..., not both".into(),
-        )),
-        (None, true) => Err(CliError::Usage(
-            "nothing to mount: give an IMAGE (oci:DIR[:TAG], docker-archive:FILE[:NAME:TAG]) \
-             or --layer PATH..."
+        ));
+    }
+    let platform = match &args.platform {
+        Some(_) if matches!(source, Source::Layers) => {
+            return Err(CliError::Usage(
+                "--platform applies to an IMAGE only".into(),
+            ));
+        }
+        Some(p) => Some(Platform::parse(p).map_err(CliError::Usage)?),
+        None => None,
+    };
+    match (source, store) {
+        (Source::Layers, _) if args.layers.is_empty() => Err(CliError::Usage(
+            "nothing to mount: give an IMAGE (NAME[:TAG], oci:DIR[:TAG], \
+             docker-archive:FILE[:NAME:TAG]) or --layer PATH..."
                 .into(),
         )),
-        (None, false) => {
-            if args.platform.is_some() {
-                return Err(CliError::Usage(
-                    "--platform applies to an IMAGE only".into(),
-                ));
-            }
-            // Users list layers bottom first, like image manifests; the union wants top first.
-            Ok(args
+        // Users list layers bottom first, like image manifests; the union wants top first.
+        (Source::Layers, _) => Ok(Resolved {
+            layers: args
                 .layers
                 .iter()
                 .rev()
                 .cloned()
                 .map(LayerSource::Path)
-                .collect())
+                .collect(),
+            stored: None,
+        }),
+        (Source::Transport(reference), _) => {
+            let image = crate::image::resolve(reference, platform.as_ref())?;
+            Ok(Resolved {
+                layers: image.layers,
+                stored: None,
+            })
         }
-        (Some(image), true) => {
-            let platform = match &args.platform {
-                Some(p) => Some(Platform::parse(p).map_err(CliError::Usage)?),
-                None => None,
+        (Source::Stored(name), Some(store)) => {
+            let stored = store.find(name)?;
+            let image = store.image(&stored, name)?;
+            // A tag keeps its mount state when the tag moves on; an ID or digest is one image.
+            let key = match store::remove::name_as_tag(name) {
+                Some(tag) if stored.tags.contains(&tag) => tag,
+                _ => stored.config_digest.to_string(),
             };
-            let image = crate::image::resolve(image, platform.as_ref())?;
-            Ok(image.layers)
+            Ok(Resolved {
+                layers: image.layers,
+                stored: Some((key, stored.manifest_digest.clone())),
+            })
         }
+        (Source::Stored(name), None) => Err(CliError::Usage(format!(
+            "image {name:?}: no store to look it up in"
+        ))),
     }
 }
 
 pub fn run(args: MountArgs) -> Result<(), CliError> {
-    let (image, mountpoint) = match args.targets.as_slice() {
-        [mountpoint] => (None, PathBuf::from(mountpoint)),
+    let (source, mountpoint) = match args.targets.as_slice() {
+        [mountpoint] => (Source::Layers, PathBuf::from(mountpoint)),
         [image, mountpoint] => {
             let text = image.to_str().ok_or_else(|| {
                 CliError::Usage(format!("image reference {image:?} is not UTF-8"))
             })?;
-            let reference = Reference::parse(text).map_err(|m| ImageError {
-                image: text.to_string(),
-                cause: Cause::Reference(m),
-            })?;
-            (Some(reference), PathBuf::from(mountpoint))
+            let source = if is_transport(text) {
+                Source::Transport(Reference::parse(text).map_err(|m| ImageError {
+                    image: text.to_string(),
+                    cause: Cause::Reference(m),
+                })?)
+            } else {
+                Source::Stored(text.to_string())
+            };
+            (source, PathBuf::from(mountpoint))
         }
         _ => {
             return Err(CliError::Usage(
@@ -141,11 +220,25 @@ pub fn run(args: MountArgs) -> Result<(), CliError> {
     if args.root.as_ref().is_some_and(|r| r.as_os_str().is_empty()) {
         return Err(CliError::Usage("--root: empty path".into()));
     }
-    let mut layers = layers(&args, image.as_ref())?;
-    let index_cache = match (args.no_cache, &args.cache, &args.root) {
+    let root = store::root(args.root.as_deref());
+    let store = match source {
+        Source::Stored(_) => Some(Store::open(&root)?),
+        _ => None,
+    };
+    // Held until the mount's record exists, so that no rmi or prune removes the image's
+    // blobs between resolving and opening them; released before the daemon forks, or the
+    // child would hold it for the mount's whole life.
+    let lock = match &store {
+        Some(s) => Some(s.lock(false)?),
+        None => None,
+    };
+    let resolved = resolve(&args, &source, store.as_ref())?;
+    let mut layers = resolved.layers;
+    let index_cache = match (args.no_cache, &args.cache, &store) {
         (true, _, _) => None,
         (false, Some(dir), _) => Some(dir.clone()),
-        (false, None, Some(root)) => Some(root.join("indexes")),
+        (false, None, Some(store)) => Some(store.index_dir()),
+        (false, None, None) if args.root.is_some() => Some(root.join("indexes")),
         (false, None, None) => Some(IndexCache::default_dir()),
     };
     let defaults = LayerOptions::default();
@@ -153,7 +246,13 @@ pub fn run(args: MountArgs) -> Result<(), CliError> {
         index_cache,
         chunk_cache_bytes: args.chunk_cache.unwrap_or(defaults.chunk_cache_bytes),
     };
-    let changes = Changes::choose(&args, image.as_ref(), &mountpoint, &layers, &layer_options)?;
+    let image = match (&source, resolved.stored) {
+        (Source::Transport(reference), _) => Some(ImageState::Reference(reference)),
+        (Source::Stored(_), Some((key, manifest))) => Some(ImageState::Stored(key, manifest)),
+        _ => None,
+    };
+    let changes = Changes::choose(&args, image, &root, &mountpoint, &layers, &layer_options)?;
+    let mut pid_file = None;
     let (upper, fresh_state) = match changes {
         Changes::None => (None, None),
         Changes::ShowUpper(dir) => {
@@ -168,9 +267,11 @@ pub fn run(args: MountArgs) -> Result<(), CliError> {
                 return Err(e.into());
             }
             let dirs = UpperDirs::new(state.upper(), state.work()).map_err(MountError::Layer)?;
-            (Some(dirs), fresh.then_some(state))
+            pid_file = Some(state.pid_file());
+            (Some(dirs), Some((state, fresh)))
         }
     };
+    drop(lock);
     let config = MountConfig {
         layers,
         layer_options,
@@ -181,14 +282,26 @@ pub fn run(args: MountArgs) -> Result<(), CliError> {
         flags: Vec::new(),
         allow_other: !args.private && rustix::process::geteuid().is_root(),
         serve: Default::default(),
+        pid_file: pid_file.clone(),
     };
     let result = crate::mount::run(&config);
-    if let (Err(_), Some(state)) = (&result, fresh_state) {
-        // A mount that never came up leaves no empty state behind.
-        state.remove_if_unused();
+    if let (Err(_), Some((state, fresh))) = (&result, fresh_state) {
+        // A mount that never came up leaves no empty state (nor a pid) behind.
+        if fresh {
+            state.remove_if_unused();
+        } else {
+            let _ = std::fs::remove_file(state.pid_file());
+        }
     }
     result?;
     Ok(())
+}
+
+/// The image a store-kept upper belongs to.
+enum ImageState<'a> {
+    Reference(&'a Reference),
+    /// A store image: the key its mount state is named by, and its manifest.
+    Stored(String, Digest),
 }
 
 /// Where the mount's changes go.
@@ -206,7 +319,8 @@ enum Changes {
 impl Changes {
     fn choose(
         args: &MountArgs,
-        image: Option<&Reference>,
+        image: Option<ImageState>,
+        root: &Path,
         mountpoint: &Path,
         layers: &[LayerSource],
         layer_options: &LayerOptions,
@@ -233,12 +347,19 @@ impl Changes {
                 let dirs = UpperDirs::new(upper.clone(), work).map_err(MountError::Layer)?;
                 Ok(Changes::Upper(dirs))
             }
-            (None, false, Some(reference)) => {
+            (None, false, Some(image)) => {
                 // The mountpoint is part of the state's name: check it before naming.
                 let mountpoint = crate::mount::check_mountpoint(mountpoint)?;
-                let root = store::root(args.root.as_deref());
-                let state = MountState::of(&root, reference, &mountpoint)
-                    .map_err(|e| MountError::Layer(format!("image {reference}: {e}")))?;
+                let state = match image {
+                    ImageState::Reference(reference) => {
+                        MountState::of(root, reference, &mountpoint)
+                            .map_err(|e| MountError::Layer(format!("image {reference}: {e}")))?
+                    }
+                    ImageState::Stored(key, manifest) => {
+                        MountState::named(root, key.clone(), Some(manifest), &mountpoint)
+                            .map_err(|e| MountError::Layer(format!("image {key}: {e}")))?
+                    }
+                };
                 Ok(Changes::Store(state))
             }
         }

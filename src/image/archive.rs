@@ -91,6 +91,14 @@ pub fn resolve(reference: &Reference, file: &Path, select: &Select) -> Result<Im
         config_digest: Some(config_digest),
         config,
         layers,
+        manifest_raw: None,
+        config_raw: config_data,
+        repo_tags: entry
+            .repo_tags
+            .iter()
+            .flatten()
+            .filter_map(|t| normalize_repo_tag(t))
+            .collect(),
     })
 }
 

@@ -35,8 +35,8 @@ pub fn resolve(
     let e = Errors(&name);
     let layout = Layout::open(&e, dir)?;
     let desc = layout.select(select, platform)?;
-    let (manifest_digest, manifest) = layout.manifest(&desc, platform, 0)?;
-    let (config_digest, config) = layout.config(&manifest)?;
+    let (manifest_digest, manifest, manifest_raw) = layout.manifest(&desc, platform, 0)?;
+    let (config_digest, config, config_raw) = layout.config(&manifest)?;
     let diff_ids = config.diff_ids().map_err(|m| e.invalid(m))?;
     if diff_ids.len() != manifest.layers.len() {
         return Err(e.err(Cause::LayerCount {
@@ -56,6 +56,9 @@ pub fn resolve(
         config_digest: Some(config_digest),
         config,
         layers,
+        manifest_raw: Some(manifest_raw),
+        config_raw,
+        repo_tags: Vec::new(),
     })
 }
 
@@ -253,7 +256,7 @@ impl<'a> Layout<'a> {
         desc: &Descriptor,
         platform: &Platform,
         depth: usize,
-    ) -> Result<(Digest, Manifest), ImageError> {
+    ) -> Result<(Digest, Manifest, Vec<u8>), ImageError> {
         if depth > MAX_INDEX_DEPTH {
             return Err(self.e.invalid(format!(
                 "image indexes nest more than {MAX_INDEX_DEPTH} deep at {}",
@@ -284,12 +287,12 @@ impl<'a> Layout<'a> {
                         manifest.schema_version
                     ))));
                 }
-                Ok((digest, manifest))
+                Ok((digest, manifest, data))
             }
         }
     }
 
-    fn config(&self, manifest: &Manifest) -> Result<(Digest, ImageConfig), ImageError> {
+    fn config(&self, manifest: &Manifest) -> Result<(Digest, ImageConfig, Vec<u8>), ImageError> {
         let mt = &manifest.config.media_type;
         if !oci::is_image_config(mt) {
             return Err(self.e.err(Cause::Unsupported(format!(
@@ -298,7 +301,7 @@ impl<'a> Layout<'a> {
         }
         let (digest, data) = self.read_blob(&manifest.config, "config")?;
         let config = super::parse_json(self.e, &format!("config {digest}"), &data)?;
-        Ok((digest, config))
+        Ok((digest, config, data))
     }
 
     /// A layer as a byte range of its blob file, after checking the file has the size the

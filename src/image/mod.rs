@@ -8,8 +8,10 @@
 //! here, and for digest and diff_id by the layer code when it first indexes them.
 
 pub mod archive;
+pub mod archive_write;
 pub mod layout;
 pub mod oci;
+pub mod pack;
 pub mod platform;
 pub mod reference;
 pub mod store;
@@ -45,6 +47,12 @@ pub struct Image {
     pub config: ImageConfig,
     /// The layers, topmost first (as [`crate::mount::MountConfig`] stacks them).
     pub layers: Vec<LayerSource>,
+    /// The manifest as read (verified against its digest), where there is one.
+    pub manifest_raw: Option<Vec<u8>>,
+    /// The config as read; its sha256 is `config_digest`.
+    pub config_raw: Vec<u8>,
+    /// The tags a docker archive gives the image (`RepoTags`, in docker's short form).
+    pub repo_tags: Vec<String>,
 }
 
 /// Why an image could not be resolved: the image (reference as written) and the cause.

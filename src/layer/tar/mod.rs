@@ -315,6 +315,11 @@ impl TarLayer {
         &self.index
     }
 
+    /// Bytes of the tar stream (decompressed, for a compressed layer).
+    pub fn tar_len(&self) -> u64 {
+        self.stream.len()
+    }
+
     /// Number of nodes in the index (names, objects, synthesised directories, whiteouts).
     pub fn node_count(&self) -> usize {
         self.index.len()

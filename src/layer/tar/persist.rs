@@ -212,6 +212,13 @@ impl IndexCache {
         std::env::temp_dir().join(format!("unionmount-{uid}/indexes"))
     }
 
+    /// Removes the saved index of `blob` (call it before the blob file goes: the key is the
+    /// file's identity). Whether there was one.
+    pub fn forget(&self, blob: &BlobRef) -> bool {
+        IndexKey::for_blob(blob)
+            .is_ok_and(|key| fs::remove_file(self.dir.join(key.file_name())).is_ok())
+    }
+
     pub fn dir(&self) -> &std::path::Path {
         &self.dir
     }

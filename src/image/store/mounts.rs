@@ -1,8 +1,6 @@
-//! The local store's root and the per-mount state kept beside it (DESIGN.md, "The store").
-//!
-//! For now only what `mount IMAGE` needs: where the root is, and the directory under
-//! `ROOT/mounts/` that holds one mount's upper and work directories. The OCI layout itself
-//! (import, tag, remove, prune) comes with the store.
+//! The store's root, and the per-mount state kept beside the layout: `ROOT/mounts/NAME/`
+//! holds one mount's `upper/` and `work/`, `origin` (which image on which mountpoint) and,
+//! while a daemon serves it, `pid`.
 
 use std::fmt::Write as _;
 use std::io;
@@ -10,7 +8,8 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest as _, Sha256};
 
-use super::reference::{Location, Reference, Select};
+use crate::image::reference::{Location, Reference, Select};
+use crate::layer::blob::Digest;
 
 /// The store root: `explicit` (`--root`), else `$UNIONMOUNT_ROOT`, else `/var/lib/unionmount`
 /// as root, else `$XDG_DATA_HOME/unionmount` (`~/.local/share/unionmount`).
@@ -49,6 +48,8 @@ pub struct MountState {
     pub image: String,
     /// The mountpoint, absolute and with symlinks resolved.
     pub mountpoint: PathBuf,
+    /// The manifest mounted, for images of the store (so `rmi` knows the image is in use).
+    pub manifest: Option<Digest>,
 }
 
 impl MountState {
@@ -56,13 +57,30 @@ impl MountState {
     /// so they must exist) under the store at `root`.
     pub fn of(root: &Path, reference: &Reference, mountpoint: &Path) -> io::Result<MountState> {
         let image = image_key(reference)?;
+        MountState::named(root, image, None, mountpoint)
+    }
+
+    /// The state of mounting an image of the store, known by `name` (a tag, or
+    /// `sha256:ID`), on `mountpoint`.
+    pub fn named(
+        root: &Path,
+        image: String,
+        manifest: Option<Digest>,
+        mountpoint: &Path,
+    ) -> io::Result<MountState> {
         let mountpoint = std::fs::canonicalize(mountpoint)?;
         let name = mount_name(&image, &mountpoint);
         Ok(MountState {
             dir: root.join("mounts").join(name),
             image,
             mountpoint,
+            manifest,
         })
+    }
+
+    /// The file the serving daemon writes its pid to.
+    pub fn pid_file(&self) -> PathBuf {
+        self.dir.join("pid")
     }
 
     pub fn upper(&self) -> PathBuf {
@@ -95,18 +113,25 @@ impl MountState {
             Err(e) if e.kind() != io::ErrorKind::AlreadyExists => return Err(e),
             _ => {}
         }
-        let origin = format!(
+        let mut origin = format!(
             "image {}\nmountpoint {}\n",
             self.image,
             self.mountpoint.display()
         );
+        if let Some(manifest) = &self.manifest {
+            let _ = writeln!(origin, "manifest {manifest}");
+        }
         std::fs::write(self.dir.join("origin"), origin)?;
+        // Until the daemon writes its own, the mounting process stands for it: a prune that
+        // runs meanwhile sees the mount as live.
+        std::fs::write(self.pid_file(), format!("{}\n", std::process::id()))?;
         Ok(fresh)
     }
 
     /// Undoes [`Self::create`] of a fresh directory after a failed mount: removes only what
     /// is empty, so nothing written through a mount is ever lost.
     pub fn remove_if_unused(&self) {
+        let _ = std::fs::remove_file(self.pid_file());
         let _ = std::fs::remove_dir(self.upper());
         let _ = std::fs::remove_dir(self.work().join("work"));
         let _ = std::fs::remove_dir(self.work());
@@ -115,6 +140,79 @@ impl MountState {
             let _ = std::fs::remove_dir(&self.dir);
         }
     }
+}
+
+/// A mount's record as found under `ROOT/mounts/`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MountRecord {
+    pub state: MountState,
+    /// The daemon serving it, if one is alive.
+    pub pid: Option<u32>,
+}
+
+impl MountRecord {
+    /// Every record under `ROOT/mounts/`, sorted by mountpoint. A record whose daemon is gone
+    /// loses its `pid` file (its upper and work directories stay: they hold the changes).
+    pub fn list(root: &Path) -> io::Result<Vec<MountRecord>> {
+        let mounts = root.join("mounts");
+        let entries = match std::fs::read_dir(&mounts) {
+            Ok(e) => e,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(e),
+        };
+        let mut records = Vec::new();
+        for entry in entries {
+            let dir = entry?.path();
+            let Ok(origin) = std::fs::read_to_string(dir.join("origin")) else {
+                continue;
+            };
+            let mut state = MountState {
+                dir: dir.clone(),
+                image: String::new(),
+                mountpoint: PathBuf::new(),
+                manifest: None,
+            };
+            for line in origin.lines() {
+                match line.split_once(' ') {
+                    Some(("image", v)) => state.image = v.to_string(),
+                    Some(("mountpoint", v)) => state.mountpoint = PathBuf::from(v),
+                    Some(("manifest", v)) => state.manifest = Digest::parse(v).ok(),
+                    _ => {}
+                }
+            }
+            let pid = std::fs::read_to_string(state.pid_file())
+                .ok()
+                .and_then(|p| p.trim().parse::<u32>().ok());
+            let pid = match pid {
+                Some(pid) if process_alive(pid) => Some(pid),
+                Some(_) => {
+                    let _ = std::fs::remove_file(state.pid_file());
+                    None
+                }
+                None => None,
+            };
+            records.push(MountRecord { state, pid });
+        }
+        records.sort_by(|a, b| a.state.mountpoint.cmp(&b.state.mountpoint));
+        Ok(records)
+    }
+
+    pub fn is_live(&self) -> bool {
+        self.pid.is_some()
+    }
+}
+
+/// Whether `pid` names a live unionmount process (not a recycled pid of something else).
+fn process_alive(pid: u32) -> bool {
+    let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+        return false;
+    };
+    let argv0 = cmdline.split(|&b| b == 0).next().unwrap_or_default();
+    let base = argv0.rsplit(|&b| b == b'/').next().unwrap_or_default();
+    // Test binaries run the library in-process; their names start with the crate's.
+    base.starts_with(b"unionmount")
+        || std::fs::read_link(format!("/proc/{pid}/exe"))
+            .is_ok_and(|exe| exe == std::env::current_exe().unwrap_or_default())
 }
 
 /// The image part of a mount's identity: the transport, the layout directory or archive
