@@ -113,19 +113,26 @@ enum Source {
     Stored(String),
 }
 
-/// Whether `text` starts with a transport (and is read in place) rather than naming an image
-/// of the store. `localhost:5000/app` is a store name: a transport is a word of letters and
-/// dashes followed by a colon and not by a port number.
+/// Whether `text` is a transport reference (read in place) rather than the name, ID or
+/// digest of an image in the store: it starts with a known transport, or it is no valid
+/// image name (then `Reference::parse` says what is wrong with it).
 pub(crate) fn is_transport(text: &str) -> bool {
-    let Some((word, rest)) = text.split_once(':') else {
-        return false;
-    };
-    !word.is_empty()
-        && !word.contains(['/', '.'])
-        && word.bytes().all(|b| b.is_ascii_lowercase() || b == b'-')
-        && !rest.starts_with(|c: char| c.is_ascii_digit())
-        && (word != "sha256")
-        && (rest.contains(['/', '.']) || ["oci", "docker-archive", "docker"].contains(&word))
+    const KNOWN: [&str; 7] = [
+        "oci:",
+        "docker-archive:",
+        "docker://",
+        "oci-archive:",
+        "containers-storage:",
+        "docker-daemon:",
+        "dir:",
+    ];
+    if KNOWN.iter().any(|t| text.starts_with(t)) {
+        return true;
+    }
+    let store_form = text.starts_with("sha256:")
+        || text.contains('@')
+        || crate::image::reference::normalize_repo_tag(text).is_some();
+    !store_form
 }
 
 /// An image resolved for mounting: its layers, and for a store image the name its mount
@@ -443,7 +450,29 @@ pub(crate) fn parse_size(text: &str) -> Result<usize, String> {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_size;
+    use super::{is_transport, parse_size};
+
+    #[test]
+    fn store_names_and_transports_are_told_apart() {
+        for name in [
+            "busybox",
+            "app:v1.0",
+            "localhost:5000/app:v1",
+            "sha256:ab",
+            "a@sha256:ab",
+        ] {
+            assert!(!is_transport(name), "{name}");
+        }
+        for t in [
+            "oci:dir",
+            "oci:dir:v1.0",
+            "docker-archive:x.tar",
+            "docker://x",
+            "/some/dir",
+        ] {
+            assert!(is_transport(t), "{t}");
+        }
+    }
 
     #[test]
     fn sizes() {
