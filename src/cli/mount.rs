@@ -258,13 +258,30 @@ pub fn run(args: MountArgs) -> Result<(), CliError> {
         (Source::Stored(_), Some((key, manifest))) => Some(ImageState::Stored(key, manifest)),
         _ => None,
     };
+    // A read-only mount of a store image is recorded too: `ps` lists it, `rmi` sees it.
+    let record_only = match &image {
+        Some(ImageState::Stored(key, manifest)) if args.read_only => Some(
+            MountState::named(
+                &root,
+                key.clone(),
+                Some(manifest.clone()),
+                &crate::mount::check_mountpoint(&mountpoint)?,
+            )
+            .map_err(|e| MountError::Layer(format!("image {key}: {e}")))?,
+        ),
+        _ => None,
+    };
     let changes = Changes::choose(&args, image, &root, &mountpoint, &layers, &layer_options)?;
     let mut pid_file = None;
+    if let Some(state) = &record_only {
+        state.register().map_err(|e| dir_error(&state.dir, e))?;
+        pid_file = Some(state.pid_file());
+    }
     let (upper, fresh_state) = match changes {
-        Changes::None => (None, None),
+        Changes::None => (None, record_only.map(|s| (s, true))),
         Changes::ShowUpper(dir) => {
             layers.insert(0, LayerSource::Path(dir));
-            (None, None)
+            (None, record_only.map(|s| (s, true)))
         }
         Changes::Upper(dirs) => (Some(dirs), None),
         Changes::Store(state) => {

@@ -4,7 +4,8 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use super::CliError;
+use super::{CliError, StoreArgs};
+use crate::image::store::MountRecord;
 
 #[derive(Debug, Args)]
 pub struct UmountArgs {
@@ -15,9 +16,32 @@ pub struct UmountArgs {
     /// The mount point to unmount.
     #[arg(value_name = "MOUNTPOINT")]
     pub mountpoint: PathBuf,
+
+    #[command(flatten)]
+    pub store: StoreArgs,
 }
 
 pub fn run(args: UmountArgs) -> Result<(), CliError> {
+    // The daemon of a store image's mount, so that we return once it is gone and a `rmi`
+    // right after us does not find the image still in use.
+    let daemon = std::fs::canonicalize(&args.mountpoint)
+        .ok()
+        .and_then(|path| {
+            MountRecord::list(&args.store.root())
+                .ok()?
+                .into_iter()
+                .find(|r| r.is_live() && r.state.mountpoint == path)?
+                .pid
+        });
     crate::mount::unmount(&args.mountpoint, args.lazy)?;
+    if let Some(pid) = daemon
+        && !args.lazy
+    {
+        let proc = PathBuf::from(format!("/proc/{pid}"));
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while proc.exists() && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+    }
     Ok(())
 }

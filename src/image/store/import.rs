@@ -255,12 +255,20 @@ impl Store {
         Ok(())
     }
 
-    /// Removes what interrupted imports left in `ingest/`; callers hold the exclusive lock,
-    /// so no import is running.
+    /// Removes what interrupted imports left in `ingest/`. Every name there carries the pid
+    /// of the process that made it; files of live processes (a `commit` or `import` staging
+    /// its layer before it takes the lock) are left alone.
     pub(crate) fn clean_ingest(&self) {
         if let Ok(entries) = std::fs::read_dir(self.root.join("ingest")) {
             for entry in entries.flatten() {
                 let path = entry.path();
+                let name = entry.file_name().to_string_lossy().into_owned();
+                let owner = name
+                    .split(['-', '.'])
+                    .find(|t| !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()));
+                if owner.is_some_and(|pid| Path::new("/proc").join(pid).exists()) {
+                    continue;
+                }
                 if path.is_dir() {
                     let _ = std::fs::remove_dir_all(&path);
                 } else {

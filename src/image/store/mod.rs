@@ -176,7 +176,22 @@ pub fn split_tag(tag: &str) -> (&str, &str) {
 /// A name as users type it (`alpine`, `alpine:3.19`, `docker.io/library/alpine`) in the short
 /// form tags are kept in; the error says why a name is not valid.
 pub fn normalize_name(name: &str) -> Result<String, StoreError> {
-    normalize_repo_tag(name).ok_or_else(|| {
+    // Stricter than archive RepoTags are read: lowercase, and a colon only for a registry's
+    // port in the first part (docker's reference grammar).
+    let valid = normalize_repo_tag(name).filter(|tag| {
+        let repo = split_tag(tag).0;
+        repo.split('/').enumerate().all(|(i, part)| {
+            let (host, port) = match part.split_once(':') {
+                Some((h, p)) if i == 0 && repo.contains('/') => (h, Some(p)),
+                Some(_) => return false,
+                None => (part, None),
+            };
+            !host.is_empty()
+                && !host.bytes().any(|b| b.is_ascii_uppercase())
+                && port.is_none_or(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+        })
+    });
+    valid.ok_or_else(|| {
         StoreError::Invalid(format!(
             "invalid image name {name:?} (want NAME[:TAG]: lowercase letters, digits, and . _ - \
              separators, /-separated parts)"
@@ -595,7 +610,11 @@ fn set_tag(index: &mut Index, image: &StoredImage, tag: &str) {
         let still_listed = index.manifests.iter().any(|d| d.digest == old.digest);
         if !still_listed && old.digest != digest {
             let mut untagged = old;
-            untagged.annotations = None;
+            // The ref name and tag time go; what describes the image (its size) stays.
+            if let Some(a) = untagged.annotations.as_mut() {
+                a.remove(oci::REF_NAME);
+                a.remove(TAG_TIME);
+            }
             index.manifests.insert(pos, untagged);
         }
     }

@@ -128,6 +128,26 @@ impl MountState {
         Ok(fresh)
     }
 
+    /// Records a mount that keeps no changes (read-only): `origin` and `pid` only, so that
+    /// `ps` lists it and `rmi` knows its image is in use.
+    pub fn register(&self) -> io::Result<()> {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&self.dir)?;
+        let mut origin = format!(
+            "image {}\nmountpoint {}\n",
+            self.image,
+            self.mountpoint.display()
+        );
+        if let Some(manifest) = &self.manifest {
+            let _ = writeln!(origin, "manifest {manifest}");
+        }
+        std::fs::write(self.dir.join("origin"), origin)?;
+        std::fs::write(self.pid_file(), format!("{}\n", std::process::id()))
+    }
+
     /// Undoes [`Self::create`] of a fresh directory after a failed mount: removes only what
     /// is empty, so nothing written through a mount is ever lost.
     pub fn remove_if_unused(&self) {
@@ -187,6 +207,11 @@ impl MountRecord {
                 Some(pid) if process_alive(pid) => Some(pid),
                 Some(_) => {
                     let _ = std::fs::remove_file(state.pid_file());
+                    if !state.upper().exists() {
+                        // A read-only mount's record: nothing of it is left to keep.
+                        state.remove_if_unused();
+                        continue;
+                    }
                     None
                 }
                 None => None,
