@@ -18,10 +18,6 @@
 //!   both sides is not compared (the two mounts run at different moments); one that is old on
 //!   either side must match exactly (copy-up keeps times).
 //!
-//! Left out: a directory rename the kernel refuses with `EXDEV` when the moved directory
-//! already has an upper directory is skipped on both sides (a unionmount bug in the tree copy,
-//! see `has_upper_dir`); such renames of untouched lower directories are kept.
-//!
 //! Cases: `PROPTEST_CASES` (default 48) sequences of up to 24 operations, from a fixed seed
 //! unless `PROPTEST_RNG_SEED` is set, so a run is repeatable. Failing sequences are kept in
 //! `tests/upper_random.proptest-regressions` and replayed first.
@@ -255,21 +251,6 @@ fn rename_by_copy(root: &Path, from: &str, to: &str, flags: u32) -> Outcome {
     Ok(())
 }
 
-/// Whether a directory rename the kernel refused with `EXDEV` moves a directory that already
-/// has an upper directory (in the kernel's upper, which copies up parents as unionmount does).
-///
-/// Such renames are left out, for a unionmount bug: the tree copy (dircopy.rs) replaces each
-/// upper directory of the tree by a new one that shows the old one's `st_ino` (an origin
-/// mapping), and frees the old inode; the upper filesystem then hands that inode number to
-/// the next object created, whose own `st_ino` is the same, so the node table gives it the
-/// directory's node. Found as: `Unlink("a/x")`, `Mkdir("a/x")`, `Rename("a", "x",
-/// RENAME_EXCHANGE)`, `Write(Create, "b/x", "")` after a copy-up of `b`: `b/x` then lists as
-/// a file whose open fails with `EISDIR` (the kernel: an empty file).
-fn has_upper_dir(kernel_upper: &Path, from: &str, to: &str, flags: u32) -> bool {
-    let is_dir = |rel: &str| fs::symlink_metadata(kernel_upper.join(rel)).is_ok_and(|m| m.is_dir());
-    is_dir(from) || (flags & libc::RENAME_EXCHANGE != 0 && is_dir(to))
-}
-
 /// Paths whose mtime both snapshots show as set during this run (at or after `since`).
 fn fresh_mtimes(a: &Snapshot, b: &Snapshot, since: i64) -> Exclusions {
     let ignore_mtime: BTreeSet<String> = a
@@ -313,13 +294,6 @@ fn check_sequence(lower: &[PathBuf], ops: &[Op]) {
         let mut expected = apply(kernel.path(), op);
         let mut note = "";
         if let (Op::Rename(from, to, flags), Err(libc::EXDEV)) = (op, expected) {
-            if has_upper_dir(&ku, from, to, flags) {
-                // Left out on both sides: unionmount bug, see `has_upper_dir`.
-                log.push_str(&format!(
-                    "  {i:2}: {op:?} -> skipped (tree copy over upper dirs)\n"
-                ));
-                continue;
-            }
             expected = rename_by_copy(kernel.path(), from, to, flags);
             note = " (kernel: EXDEV, done by copy)";
         }

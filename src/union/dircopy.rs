@@ -104,7 +104,7 @@ impl Union {
         }
         up.forget_name(dir_up, name);
         for st_ino in copy.gone {
-            upper.clear_origin(st_ino);
+            upper.retire(st_ino);
         }
         if let Ok(st) = rustix::fs::statat(&*dir_fd, name, AtFlags::SYMLINK_NOFOLLOW) {
             upper.set_origin(node::st_ino(0, st.st_ino), node.st_ino);

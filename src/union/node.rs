@@ -32,6 +32,12 @@ pub fn st_ino(layer: usize, ino: u64) -> u64 {
     ((layer as u64 + 1) << LAYER_SHIFT) | (ino & ((1 << LAYER_SHIFT) - 1))
 }
 
+/// The `n`-th number given to an upper object whose raw inode number was retired (see
+/// `Upper::retire`): from the top of the id space, which no layer position reaches.
+pub fn retired_st_ino(n: u64) -> u64 {
+    (0xffff << LAYER_SHIFT) | (n & ((1 << LAYER_SHIFT) - 1))
+}
+
 /// One layer's object behind a merged node: the layer's position (0 = top) and its node id.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct LayerRef {

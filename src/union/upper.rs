@@ -39,6 +39,8 @@ pub struct Upper {
     next_temp: AtomicU64,
     /// Copied-up objects: the `st_ino` the upper object would have → the one it keeps.
     origins: RwLock<HashMap<u64, u64>>,
+    /// Numbers handed out by [`Upper::retire`].
+    next_retired: AtomicU64,
     /// Writes are serialised: each is a few syscalls, and one at a time keeps the merged
     /// listings and the node table consistent without finer locks.
     writes: Mutex<()>,
@@ -66,6 +68,7 @@ impl Upper {
             work,
             next_temp: AtomicU64::new(1),
             origins: RwLock::new(HashMap::new()),
+            next_retired: AtomicU64::new(0),
             writes: Mutex::new(()),
         })
     }
@@ -103,6 +106,17 @@ impl Upper {
 
     pub fn clear_origin(&self, upper_st_ino: u64) {
         self.origins.write().remove(&upper_st_ino);
+    }
+
+    /// The upper object with `upper_st_ino` is gone, but the number may live on as the
+    /// `st_ino` of a node (a directory whose tree copy replaced it shows its old number).
+    /// The filesystem will hand the raw inode number to some new object; that object is
+    /// given a number of its own instead, so it can never alias the live node.
+    pub fn retire(&self, upper_st_ino: u64) {
+        let n = self.next_retired.fetch_add(1, Ordering::Relaxed);
+        self.origins
+            .write()
+            .insert(upper_st_ino, super::node::retired_st_ino(n));
     }
 
     pub fn origin_of(&self, upper_st_ino: u64) -> Option<u64> {
