@@ -662,19 +662,24 @@ impl Filesystem for FuseAdapter {
         &self,
         _req: &Request,
         _ino_in: INodeNo,
-        _fh_in: FileHandle,
-        _offset_in: u64,
+        fh_in: FileHandle,
+        offset_in: u64,
         _ino_out: INodeNo,
-        _fh_out: FileHandle,
-        _offset_out: u64,
-        _len: u64,
+        fh_out: FileHandle,
+        offset_out: u64,
+        len: u64,
         _flags: fuser::CopyFileRangeFlags,
         reply: ReplyWrite,
     ) {
-        // Not offloaded yet. ENOSYS makes the kernel stop asking and copy through read and
-        // write itself; any other error would reach cp(1), which then fails (EROFS did, on
-        // writable mounts). A read-only mount still refuses the writes with EROFS.
-        reply.error(Errno::ENOSYS);
+        guarded("copy_file_range", || {
+            match self
+                .union
+                .copy_file_range(fh_in.0, offset_in, fh_out.0, offset_out, len)
+            {
+                Ok(n) => reply.written(n),
+                Err(e) => reply.error(to_errno(&e)),
+            }
+        });
     }
 }
 

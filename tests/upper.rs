@@ -454,6 +454,74 @@ fn copy_up_keeps_holes_and_inode_numbers() {
     assert_eq!(names_of(um.path()).len(), 2);
 }
 
+/// copy_file_range(2) inside a writable mount, from a directory lower, a tar lower and an
+/// upper file, with offsets and short counts: the daemon copies (the kernel offloads it to us
+/// rather than moving the data through FUSE reads and writes); the bytes must be the source's.
+#[test]
+fn copy_file_range_copies_from_every_kind_of_source() {
+    if !root_or_skip() {
+        return;
+    }
+    let big: String = (0..300_000)
+        .map(|i| char::from(b'a' + (i % 26) as u8))
+        .collect();
+    for form in [Form::OverlayDir, Form::Tar] {
+        let tmp = tempfile::tempdir().unwrap();
+        let lower = write_stack(tmp.path(), form, &[vec![file("src", &big)]]);
+        let (u, w) = upper_work(tmp.path(), "union");
+        let um = UnionMount::with_upper(&lower, &u, &w, &mountpoint(tmp.path(), "umnt"));
+        let copy = |from: &Path, to: &Path, off_in: i64, off_out: i64, len: usize| {
+            let src = fs::File::open(from).unwrap();
+            let dst = fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(to)
+                .unwrap();
+            let (mut oi, mut oo, mut left) = (off_in, off_out, len);
+            while left > 0 {
+                use std::os::fd::AsRawFd;
+                // SAFETY: both descriptors are open and the offsets are valid pointers.
+                let n = unsafe {
+                    libc::copy_file_range(
+                        src.as_raw_fd(),
+                        &mut oi,
+                        dst.as_raw_fd(),
+                        &mut oo,
+                        left,
+                        0,
+                    )
+                };
+                assert!(
+                    n > 0,
+                    "{form:?}: copy_file_range: {}",
+                    std::io::Error::last_os_error()
+                );
+                left -= n as usize;
+            }
+        };
+        copy(&um.join("src"), &um.join("whole"), 0, 0, big.len());
+        assert_eq!(
+            fs::read_to_string(um.join("whole")).unwrap(),
+            big,
+            "{form:?}"
+        );
+        // A middle range into the middle of an upper file.
+        fs::write(um.join("part"), vec![b'-'; 1000]).unwrap();
+        copy(&um.join("whole"), &um.join("part"), 250_000, 100, 500);
+        let part = fs::read(um.join("part")).unwrap();
+        assert_eq!(&part[..100], &[b'-'; 100][..]);
+        assert_eq!(&part[100..600], &big.as_bytes()[250_000..250_500]);
+        assert_eq!(&part[600..], &[b'-'; 400][..]);
+        // The lower file is untouched and not copied up by being read.
+        assert!(
+            !u.join("src").exists(),
+            "{form:?}: reading copied the source up"
+        );
+        assert_eq!(fs::read(u.join("whole")).unwrap(), big.as_bytes());
+    }
+}
+
 #[test]
 fn without_an_upper_writes_are_refused_with_erofs() {
     if !root_or_skip() {
