@@ -846,3 +846,51 @@ fn prune_does_not_break_a_running_import() {
     });
     assert!(import.status.success(), "import: {}", import.stderr);
 }
+
+/// `ps -a` lists a mount's state after it is unmounted (its upper keeps the changes), the
+/// next mount of the same image there shows them again, and `rm` removes the state: live
+/// only with `-f`, which unmounts first.
+#[test]
+fn mount_state_outlives_the_mount_until_rm() {
+    if !root_or_skip() {
+        return;
+    }
+    let store = Store::new();
+    store.pull_demo();
+    let mnt = store.mountpoint("mnt");
+    let mounted = store.mount(&[], "demo-oci:latest", &mnt);
+    std::fs::write(mnt.join("kept"), "changed").expect("write");
+    store.umount(mounted);
+    let mnt_text = mnt.to_str().expect("utf-8");
+    assert_eq!(store.run(&["ps", "-q"]).trim(), "", "no live mount");
+    assert_eq!(store.run(&["ps", "-a", "-q"]).trim(), mnt_text);
+    let mounted = store.mount(&[], "demo-oci:latest", &mnt);
+    assert_eq!(
+        std::fs::read_to_string(mnt.join("kept")).expect("kept"),
+        "changed"
+    );
+
+    let refused = store.try_run(&["rm", mnt_text]);
+    assert_eq!(refused.status.code(), Some(1), "{refused:?}");
+    assert!(refused.stderr.contains("use -f"), "{}", refused.stderr);
+    store.run(&["rm", "-f", mnt_text]);
+    assert!(
+        !std::fs::read_to_string("/proc/mounts")
+            .expect("mounts")
+            .contains(mnt_text),
+        "rm -f unmounts"
+    );
+    drop(mounted);
+    assert_eq!(store.run(&["ps", "-a", "-q"]).trim(), "");
+    assert_eq!(
+        std::fs::read_dir(store.root.join("mounts"))
+            .expect("mounts")
+            .count(),
+        0,
+        "the upper is gone"
+    );
+    // A new mount starts from the image again.
+    let mounted = store.mount(&[], "demo-oci:latest", &mnt);
+    assert!(!mnt.join("kept").exists());
+    store.umount(mounted);
+}

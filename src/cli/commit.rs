@@ -11,7 +11,7 @@ use super::{CliError, StoreArgs};
 use crate::image::archive_write::{self, SaveImage};
 use crate::image::pack::{self, PackMode};
 use crate::image::store::commit::NewImage;
-use crate::image::store::{MountRecord, Store, StoredImage, normalize_name};
+use crate::image::store::{Store, StoredImage, normalize_name};
 use crate::layer::blob::Compression;
 
 #[derive(Debug, Args)]
@@ -43,7 +43,7 @@ pub struct CommitArgs {
 pub fn run_commit(args: CommitArgs) -> Result<(), CliError> {
     let tag = args.name.as_deref().map(normalize_name).transpose()?;
     let store = args.store.open()?;
-    let record = find_mount(store.root(), &args.mount)?;
+    let record = super::ps::find_mount(store.root(), &args.mount)?;
     let Some(manifest) = &record.state.manifest else {
         return Err(CliError::Usage(format!(
             "{}: a mount of {}, not of an image of the store (pull it first, then mount it by \
@@ -75,36 +75,6 @@ pub fn run_commit(args: CommitArgs) -> Result<(), CliError> {
     )?;
     println!("{}", image.config_digest);
     Ok(())
-}
-
-/// The record of the mount `what` names: a mountpoint, or a record name (or its prefix).
-fn find_mount(root: &Path, what: &str) -> Result<MountRecord, CliError> {
-    let records = MountRecord::list(root)
-        .map_err(|e| CliError::Usage(format!("{}: {e}", root.join("mounts").display())))?;
-    if let Ok(path) = std::fs::canonicalize(what)
-        && let Some(r) = records.iter().find(|r| r.state.mountpoint == path)
-    {
-        return Ok(r.clone());
-    }
-    let named: Vec<&MountRecord> = records
-        .iter()
-        .filter(|r| {
-            r.state
-                .dir
-                .file_name()
-                .is_some_and(|n| n.to_string_lossy().starts_with(what))
-        })
-        .collect();
-    match named.as_slice() {
-        [one] => Ok((*one).clone()),
-        [] => Err(CliError::Usage(format!(
-            "no mount {what:?} (see `unionmount ps -a`)"
-        ))),
-        many => Err(CliError::Usage(format!(
-            "{what:?} names {} mounts; give more of the name or the mountpoint",
-            many.len()
-        ))),
-    }
 }
 
 /// Flushes what the mount's daemon has written to the upper's filesystem (the daemon writes

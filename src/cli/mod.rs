@@ -86,6 +86,8 @@ pub enum Command {
     /// List the live mounts of images.
     #[command(visible_alias = "mounts")]
     Ps(ps::PsArgs),
+    /// Remove mounts' state: their upper (the changes), work directory and record.
+    Rm(ps::RmArgs),
     /// Turn a mount's changes into a new image.
     Commit(commit::CommitArgs),
     /// Make a one-layer image from a rootfs tarball.
@@ -279,6 +281,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             load::run_pull(args)
         }
         Some(Command::Ps(args)) => ps::run(args),
+        Some(Command::Rm(args)) => ps::run_rm(args),
         Some(Command::Commit(args)) => commit::run_commit(args),
         Some(Command::Import(args) | Command::Image(ImageCommand::Import(args))) => {
             commit::run_import(args)

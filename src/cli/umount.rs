@@ -37,11 +37,16 @@ pub fn run(args: UmountArgs) -> Result<(), CliError> {
     if let Some(pid) = daemon
         && !args.lazy
     {
-        let proc = PathBuf::from(format!("/proc/{pid}"));
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        while proc.exists() && std::time::Instant::now() < deadline {
-            std::thread::sleep(std::time::Duration::from_millis(5));
-        }
+        wait_gone(pid);
     }
     Ok(())
+}
+
+/// Waits (up to 10 s) for the daemon `pid` to exit after its mount went away.
+pub(crate) fn wait_gone(pid: u32) {
+    let proc = PathBuf::from(format!("/proc/{pid}"));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while proc.exists() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
 }
