@@ -59,7 +59,11 @@ pub fn is_opaque_value(value: &[u8]) -> bool {
 /// True if an xattr is overlay-private and must not be shown through the union.
 pub fn is_private_xattr(name: &OsStr) -> bool {
     let b = name.as_bytes();
-    b.starts_with(b"trusted.overlay.") || b.starts_with(b"user.fuseoverlayfs.")
+    // `user.overlay.` is overlayfs's `userxattr` namespace (unprivileged mounts), read here
+    // as the same markers, so hidden the same way.
+    b.starts_with(b"trusted.overlay.")
+        || b.starts_with(b"user.overlay.")
+        || b.starts_with(b"user.fuseoverlayfs.")
 }
 
 #[cfg(test)]

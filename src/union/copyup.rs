@@ -174,11 +174,17 @@ pub(super) fn set_owner_mode(
     let mode = Mode::from_raw_mode(attr.perm & 0o7777);
     match fd {
         Some(fd) => {
-            rustix::fs::fchown(fd, uid, gid)?;
+            upper::chown_built(rustix::fs::fchown(fd, uid, gid))?;
             rustix::fs::fchmod(fd, mode)?;
         }
         None => {
-            rustix::fs::chownat(dir, name, uid, gid, AtFlags::SYMLINK_NOFOLLOW)?;
+            upper::chown_built(rustix::fs::chownat(
+                dir,
+                name,
+                uid,
+                gid,
+                AtFlags::SYMLINK_NOFOLLOW,
+            ))?;
             if kind != Kind::Symlink {
                 rustix::fs::chmodat(dir, name, mode, AtFlags::empty())?;
             }

@@ -182,13 +182,13 @@ impl Union {
         let temp = upper.temp_name();
         let staged = (|| -> io::Result<()> {
             rustix::fs::mkdirat(work, &*temp, Mode::from_raw_mode(0o700))?;
-            rustix::fs::chownat(
+            upper::chown_built(rustix::fs::chownat(
                 work,
                 &*temp,
                 Some(rustix::fs::Uid::from_raw(st.st_uid)),
                 Some(rustix::fs::Gid::from_raw(st.st_gid)),
                 AtFlags::SYMLINK_NOFOLLOW,
-            )?;
+            ))?;
             let mode = Mode::from_raw_mode(st.st_mode & 0o7777);
             rustix::fs::chmodat(work, &*temp, mode, AtFlags::empty())?;
             upper::set_opaque(work, temp.as_bytes())?;

@@ -26,6 +26,8 @@ use crate::layer::dir::DirLayer;
 
 /// The xattr overlayfs reads to tell an opaque directory.
 pub const OPAQUE_XATTR: &str = "trusted.overlay.opaque";
+/// The same marker in the `user.` namespace, written when `trusted.` is not allowed.
+pub const USER_OPAQUE_XATTR: &str = "user.overlay.opaque";
 /// The name overlayfs gives its staging directory inside the work directory.
 const WORK_SUBDIR: &str = "work";
 
@@ -211,8 +213,28 @@ pub fn xattr_path(dir: BorrowedFd<'_>, name: &[u8]) -> io::Result<CString> {
 /// Marks directory `name` in `dir` opaque for overlayfs.
 pub fn set_opaque(dir: BorrowedFd<'_>, name: &[u8]) -> io::Result<()> {
     let path = xattr_path(dir, name)?;
-    rustix::fs::lsetxattr(path.as_c_str(), OPAQUE_XATTR, b"y", XattrFlags::empty())?;
+    match rustix::fs::lsetxattr(path.as_c_str(), OPAQUE_XATTR, b"y", XattrFlags::empty()) {
+        // Without CAP_SYS_ADMIN: the kernel's `userxattr` form, which unprivileged overlayfs
+        // mounts (and our own layers) read.
+        Err(Errno::PERM) => rustix::fs::lsetxattr(
+            path.as_c_str(),
+            USER_OPAQUE_XATTR,
+            b"y",
+            XattrFlags::empty(),
+        )?,
+        other => other?,
+    }
     Ok(())
+}
+
+/// `chown` of an object the daemon builds (a copy-up, a new file for a caller): an
+/// unprivileged daemon cannot give files away, and then keeps them its own, as
+/// fuse-overlayfs and rootless overlayfs do. As root a failure is an error.
+pub fn chown_built(result: rustix::io::Result<()>) -> io::Result<()> {
+    match result {
+        Err(Errno::PERM) if !rustix::process::geteuid().is_root() => Ok(()),
+        other => Ok(other?),
+    }
 }
 
 /// Removes `name` in `dir`, recursively if it is a directory (never following a symlink).
