@@ -7,9 +7,10 @@
 //! overlayfs char device 0/0 and OCI `.wh.NAME` files; opaque directories by xattr or by
 //! the OCI `.wh..wh..opq` marker.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::ffi::{CStr, CString, OsStr, OsString};
 use std::fs::File;
+use std::hash::{BuildHasher, RandomState};
 use std::io;
 use std::num::NonZeroUsize;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -18,6 +19,7 @@ use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::sync::Arc;
 
+use hashbrown::HashTable;
 use lru::LruCache;
 use parking_lot::{Mutex, RwLock};
 use rustix::fs::{AtFlags, FileType, Mode, OFlags, ResolveFlags, Stat};
@@ -28,9 +30,11 @@ use super::{Attr, DirEntry, Entry, FileData, FsStats, Kind, Layer, NodeId, Times
 const ROOT: NodeId = 0;
 
 /// One interned object of the layer: its parent and its own name (the root has neither).
+/// Cloned out of the interner for each request (the name is shared, not copied).
+#[derive(Clone)]
 struct NodePath {
     parent: NodeId,
-    name: CString,
+    name: Arc<CStr>,
 }
 
 /// Directory descriptors kept open per layer. Resolving a path from the layer root on every
@@ -39,11 +43,60 @@ struct NodePath {
 const DIR_FD_CACHE: usize = 1024;
 
 /// Layer-local node ids handed out for paths, so a node id stays valid (and means the same
-/// path) for the life of the layer.
-#[derive(Default)]
+/// path) for the life of the layer. Each name is stored once: the index holds only ids and
+/// compares through `nodes` (a map keyed by `(parent, name)` kept a second copy of every
+/// name, about a third of the daemon's memory after a walk of a large tree).
 struct Interner {
-    nodes: Vec<Arc<NodePath>>,
-    by_name: HashMap<(NodeId, Box<[u8]>), NodeId>,
+    nodes: Vec<NodePath>,
+    by_name: HashTable<NodeId>,
+    hasher: RandomState,
+}
+
+impl Interner {
+    fn hash(hasher: &RandomState, parent: NodeId, name: &[u8]) -> u64 {
+        hasher.hash_one((parent, name))
+    }
+
+    fn find(&self, parent: NodeId, name: &[u8]) -> Option<NodeId> {
+        let nodes = &self.nodes;
+        let hash = Self::hash(&self.hasher, parent, name);
+        self.by_name
+            .find(hash, |&id| is_named(nodes, id, parent, name))
+            .copied()
+    }
+
+    fn insert(&mut self, parent: NodeId, name: Arc<CStr>) -> NodeId {
+        let id = self.nodes.len() as NodeId;
+        let hash = Self::hash(&self.hasher, parent, name.to_bytes());
+        self.nodes.push(NodePath { parent, name });
+        let Interner {
+            nodes,
+            by_name,
+            hasher,
+        } = self;
+        by_name.insert_unique(hash, id, |&i| {
+            let n = &nodes[i as usize];
+            Self::hash(hasher, n.parent, n.name.to_bytes())
+        });
+        id
+    }
+
+    /// Takes `name` in `parent` out of the index; its id stays allocated.
+    fn remove(&mut self, parent: NodeId, name: &[u8]) -> Option<NodeId> {
+        let nodes = &self.nodes;
+        let hash = Self::hash(&self.hasher, parent, name);
+        let entry = self
+            .by_name
+            .find_entry(hash, |&id| is_named(nodes, id, parent, name))
+            .ok()?;
+        Some(entry.remove().0)
+    }
+}
+
+fn is_named(nodes: &[NodePath], id: NodeId, parent: NodeId, name: &[u8]) -> bool {
+    nodes
+        .get(id as usize)
+        .is_some_and(|n| n.parent == parent && n.name.to_bytes() == name)
 }
 
 /// An extracted directory tree.
@@ -63,16 +116,17 @@ impl DirLayer {
             OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
             Mode::empty(),
         )?;
-        let root_path = Arc::new(NodePath {
+        let root_path = NodePath {
             parent: ROOT,
-            name: c".".to_owned(),
-        });
+            name: Arc::from(c"."),
+        };
         Ok(DirLayer {
             label: path.display().to_string(),
             root,
             nodes: RwLock::new(Interner {
                 nodes: vec![root_path],
-                by_name: HashMap::new(),
+                by_name: HashTable::new(),
+                hasher: RandomState::new(),
             }),
             dir_fds: Mutex::new(LruCache::new(
                 NonZeroUsize::new(DIR_FD_CACHE).expect("nonzero constant"),
@@ -80,7 +134,7 @@ impl DirLayer {
         })
     }
 
-    fn node(&self, node: NodeId) -> io::Result<Arc<NodePath>> {
+    fn node(&self, node: NodeId) -> io::Result<NodePath> {
         let nodes = self.nodes.read();
         usize::try_from(node)
             .ok()
@@ -90,22 +144,15 @@ impl DirLayer {
     }
 
     fn intern(&self, parent: NodeId, name: &OsStr) -> io::Result<NodeId> {
-        let key = (parent, Box::<[u8]>::from(name.as_bytes()));
-        if let Some(&id) = self.nodes.read().by_name.get(&key) {
+        if let Some(id) = self.nodes.read().find(parent, name.as_bytes()) {
             return Ok(id);
         }
-        let name_c = CString::new(name.as_bytes()).map_err(|_| einval())?;
+        let name_c: Arc<CStr> = CString::new(name.as_bytes()).map_err(|_| einval())?.into();
         let mut nodes = self.nodes.write();
-        if let Some(&id) = nodes.by_name.get(&key) {
+        if let Some(id) = nodes.find(parent, name.as_bytes()) {
             return Ok(id);
         }
-        let id = nodes.nodes.len() as NodeId;
-        nodes.nodes.push(Arc::new(NodePath {
-            parent,
-            name: name_c,
-        }));
-        nodes.by_name.insert(key, id);
-        Ok(id)
+        Ok(nodes.insert(parent, name_c))
     }
 
     /// Opens `name` in directory `dir`: one component, never following a symlink and never
@@ -150,7 +197,7 @@ impl DirLayer {
         let dir = self.parent_fd(path)?;
         Ok(rustix::fs::statat(
             &*dir,
-            path.name.as_c_str(),
+            &*path.name,
             AtFlags::SYMLINK_NOFOLLOW,
         )?)
     }
@@ -168,7 +215,7 @@ impl DirLayer {
         }
         let dir = self.parent_fd(&path)?;
         let mut p = format!("/proc/self/fd/{}/", fd_number(&dir)).into_bytes();
-        p.extend_from_slice(path.name.as_bytes());
+        p.extend_from_slice(path.name.to_bytes());
         let p = CString::new(p).map_err(|_| einval())?;
         f(XattrTarget::Path(&p))
     }
@@ -220,24 +267,26 @@ impl DirLayer {
         if path.name.is_empty() {
             return Err(io::Error::from_raw_os_error(libc::ENOENT));
         }
-        Ok(Some((self.parent_fd(&path)?, path.name.clone())))
+        Ok(Some((
+            self.parent_fd(&path)?,
+            path.name.as_ref().to_owned(),
+        )))
     }
 
     /// `name` in `parent` is gone (unlinked, or replaced by another object): the node id it
     /// had now names nothing, and a new object there gets a new id. Cached directory
     /// descriptors below it are dropped, since they point at the old object.
     pub fn forget_name(&self, parent: NodeId, name: &OsStr) {
-        let key = (parent, Box::<[u8]>::from(name.as_bytes()));
         let mut nodes = self.nodes.write();
-        if let Some(id) = nodes.by_name.remove(&key) {
+        if let Some(id) = nodes.remove(parent, name.as_bytes()) {
             if let Some(slot) = usize::try_from(id)
                 .ok()
                 .and_then(|i| nodes.nodes.get_mut(i))
             {
-                *slot = Arc::new(NodePath {
+                *slot = NodePath {
                     parent,
-                    name: CString::default(),
-                });
+                    name: Arc::from(c""),
+                };
             }
             drop(nodes);
             self.dir_fds.lock().clear();
@@ -254,22 +303,27 @@ impl DirLayer {
         new_name: &OsStr,
     ) -> io::Result<()> {
         self.forget_name(new_parent, new_name);
-        let name_c = CString::new(new_name.as_bytes()).map_err(|_| einval())?;
-        let old_key = (old_parent, Box::<[u8]>::from(old_name.as_bytes()));
+        let name_c: Arc<CStr> = CString::new(new_name.as_bytes())
+            .map_err(|_| einval())?
+            .into();
         let mut nodes = self.nodes.write();
-        if let Some(id) = nodes.by_name.remove(&old_key) {
-            if let Some(slot) = usize::try_from(id)
-                .ok()
-                .and_then(|i| nodes.nodes.get_mut(i))
-            {
-                *slot = Arc::new(NodePath {
+        if let Some(id) = nodes.remove(old_parent, old_name.as_bytes()) {
+            let Interner {
+                nodes: slots,
+                by_name,
+                hasher,
+            } = &mut *nodes;
+            if let Some(slot) = usize::try_from(id).ok().and_then(|i| slots.get_mut(i)) {
+                *slot = NodePath {
                     parent: new_parent,
                     name: name_c,
-                });
+                };
             }
-            nodes
-                .by_name
-                .insert((new_parent, Box::from(new_name.as_bytes())), id);
+            let hash = Interner::hash(hasher, new_parent, new_name.as_bytes());
+            by_name.insert_unique(hash, id, |&i| {
+                let n = &slots[i as usize];
+                Interner::hash(hasher, n.parent, n.name.to_bytes())
+            });
         }
         Ok(())
     }
@@ -493,7 +547,7 @@ impl Layer for DirLayer {
             return Err(einval());
         }
         let dir = self.parent_fd(&path)?;
-        let target = rustix::fs::readlinkat(&*dir, path.name.as_c_str(), Vec::new())?;
+        let target = rustix::fs::readlinkat(&*dir, &*path.name, Vec::new())?;
         Ok(target.into_bytes())
     }
 
