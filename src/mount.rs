@@ -191,7 +191,7 @@ pub fn build_writable_union(
     }
 }
 
-fn fuse_config(cfg: &MountConfig) -> Config {
+pub(crate) fn fuse_config(cfg: &MountConfig) -> Config {
     let mut options = vec![
         MountOption::FSName(cfg.fsname.clone()),
         MountOption::Subtype(FS_TYPE.to_string()),

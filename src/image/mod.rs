@@ -1,7 +1,7 @@
 //! The image model: turns an image reference into the layers a mount stacks, with the digests
 //! each layer must match. No filesystem-mount code lives here.
 //!
-//! [`reference`] parses `oci:DIR[:TAG]` and `docker-archive:FILE[:NAME:TAG]`; [`layout`] reads
+//! [`reference`](mod@reference) parses `oci:DIR[:TAG]` and `docker-archive:FILE[:NAME:TAG]`; [`layout`] reads
 //! an OCI image layout and [`archive`] a `docker save` archive, both in place; [`oci`] holds
 //! the JSON documents and media types. Every manifest and config read is checked against its
 //! descriptor's size and sha256 here (they are small); layer blobs are only checked for size
