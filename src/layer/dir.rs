@@ -35,6 +35,18 @@ const ROOT: NodeId = 0;
 struct NodePath {
     parent: NodeId,
     name: Arc<CStr>,
+    /// Bumped each time the slot is given to a new name: part of the node id, so an id of a
+    /// forgotten name never reaches the name that reuses its slot.
+    generation: u32,
+}
+
+/// A node id is its slot in [`Interner::nodes`] (low 32 bits) and that slot's generation.
+fn slot_of(id: NodeId) -> usize {
+    (id & 0xffff_ffff) as usize
+}
+
+fn node_id(slot: usize, generation: u32) -> NodeId {
+    (u64::from(generation) << 32) | slot as u64
 }
 
 /// Directory descriptors kept open per layer. Resolving a path from the layer root on every
@@ -42,14 +54,18 @@ struct NodePath {
 /// `statat`. Bounded, because a large tree has more directories than a process may keep open.
 const DIR_FD_CACHE: usize = 1024;
 
-/// Layer-local node ids handed out for paths, so a node id stays valid (and means the same
-/// path) for the life of the layer. Each name is stored once: the index holds only ids and
-/// compares through `nodes` (a map keyed by `(parent, name)` kept a second copy of every
-/// name, about a third of the daemon's memory after a walk of a large tree).
+/// Layer-local node ids handed out for paths: an id means the same path until the name is
+/// forgotten (unlinked, replaced), after which it names nothing. Each name is stored once:
+/// the index holds only ids and compares through `nodes` (a map keyed by `(parent, name)`
+/// kept a second copy of every name, about a third of the daemon's memory after a walk of a
+/// large tree). Slots of forgotten names are reused, so an upper that churns through
+/// create/unlink does not grow the table.
 struct Interner {
     nodes: Vec<NodePath>,
     by_name: HashTable<NodeId>,
     hasher: RandomState,
+    /// Slots of forgotten names, to reuse.
+    free: Vec<usize>,
 }
 
 impl Interner {
@@ -66,19 +82,48 @@ impl Interner {
     }
 
     fn insert(&mut self, parent: NodeId, name: Arc<CStr>) -> NodeId {
-        let id = self.nodes.len() as NodeId;
         let hash = Self::hash(&self.hasher, parent, name.to_bytes());
-        self.nodes.push(NodePath { parent, name });
+        let id = match self.free.pop() {
+            Some(slot) => {
+                let generation = self.nodes[slot].generation.wrapping_add(1);
+                self.nodes[slot] = NodePath {
+                    parent,
+                    name,
+                    generation,
+                };
+                node_id(slot, generation)
+            }
+            None => {
+                self.nodes.push(NodePath {
+                    parent,
+                    name,
+                    generation: 0,
+                });
+                node_id(self.nodes.len() - 1, 0)
+            }
+        };
+        self.index(hash, id);
+        id
+    }
+
+    fn index(&mut self, hash: u64, id: NodeId) {
         let Interner {
             nodes,
             by_name,
             hasher,
+            ..
         } = self;
         by_name.insert_unique(hash, id, |&i| {
-            let n = &nodes[i as usize];
+            let n = &nodes[slot_of(i)];
             Self::hash(hasher, n.parent, n.name.to_bytes())
         });
-        id
+    }
+
+    /// The live entry of `id`, if its name is not forgotten.
+    fn get(&self, id: NodeId) -> Option<&NodePath> {
+        self.nodes
+            .get(slot_of(id))
+            .filter(|n| node_id(slot_of(id), n.generation) == id && !n.name.is_empty())
     }
 
     /// Takes `name` in `parent` out of the index; its id stays allocated.
@@ -95,7 +140,7 @@ impl Interner {
 
 fn is_named(nodes: &[NodePath], id: NodeId, parent: NodeId, name: &[u8]) -> bool {
     nodes
-        .get(id as usize)
+        .get(slot_of(id))
         .is_some_and(|n| n.parent == parent && n.name.to_bytes() == name)
 }
 
@@ -119,6 +164,7 @@ impl DirLayer {
         let root_path = NodePath {
             parent: ROOT,
             name: Arc::from(c"."),
+            generation: 0,
         };
         Ok(DirLayer {
             label: path.display().to_string(),
@@ -127,6 +173,7 @@ impl DirLayer {
                 nodes: vec![root_path],
                 by_name: HashTable::new(),
                 hasher: RandomState::new(),
+                free: Vec::new(),
             }),
             dir_fds: Mutex::new(LruCache::new(
                 NonZeroUsize::new(DIR_FD_CACHE).expect("nonzero constant"),
@@ -134,13 +181,19 @@ impl DirLayer {
         })
     }
 
+    /// The path of `node`; ENOENT once its name was forgotten (as a lookup of the name
+    /// would say), ESTALE for an id this layer never gave out.
     fn node(&self, node: NodeId) -> io::Result<NodePath> {
         let nodes = self.nodes.read();
-        usize::try_from(node)
-            .ok()
-            .and_then(|i| nodes.nodes.get(i))
-            .cloned()
-            .ok_or_else(|| io::Error::from_raw_os_error(libc::ESTALE))
+        if let Some(n) = nodes.get(node) {
+            return Ok(n.clone());
+        }
+        let errno = if slot_of(node) < nodes.nodes.len() {
+            libc::ENOENT
+        } else {
+            libc::ESTALE
+        };
+        Err(io::Error::from_raw_os_error(errno))
     }
 
     fn intern(&self, parent: NodeId, name: &OsStr) -> io::Result<NodeId> {
@@ -279,14 +332,10 @@ impl DirLayer {
     pub fn forget_name(&self, parent: NodeId, name: &OsStr) {
         let mut nodes = self.nodes.write();
         if let Some(id) = nodes.remove(parent, name.as_bytes()) {
-            if let Some(slot) = usize::try_from(id)
-                .ok()
-                .and_then(|i| nodes.nodes.get_mut(i))
-            {
-                *slot = NodePath {
-                    parent,
-                    name: Arc::from(c""),
-                };
+            let slot = slot_of(id);
+            if let Some(n) = nodes.nodes.get_mut(slot) {
+                n.name = Arc::from(c"");
+                nodes.free.push(slot);
             }
             drop(nodes);
             self.dir_fds.lock().clear();
@@ -308,22 +357,12 @@ impl DirLayer {
             .into();
         let mut nodes = self.nodes.write();
         if let Some(id) = nodes.remove(old_parent, old_name.as_bytes()) {
-            let Interner {
-                nodes: slots,
-                by_name,
-                hasher,
-            } = &mut *nodes;
-            if let Some(slot) = usize::try_from(id).ok().and_then(|i| slots.get_mut(i)) {
-                *slot = NodePath {
-                    parent: new_parent,
-                    name: name_c,
-                };
+            if let Some(n) = nodes.nodes.get_mut(slot_of(id)) {
+                n.parent = new_parent;
+                n.name = name_c;
             }
-            let hash = Interner::hash(hasher, new_parent, new_name.as_bytes());
-            by_name.insert_unique(hash, id, |&i| {
-                let n = &slots[i as usize];
-                Interner::hash(hasher, n.parent, n.name.to_bytes())
-            });
+            let hash = Interner::hash(&nodes.hasher, new_parent, new_name.as_bytes());
+            nodes.index(hash, id);
         }
         Ok(())
     }

@@ -270,6 +270,13 @@ impl Union {
         let layers = node.layers();
         let top = layers[0];
         let mut attr = self.layer(top).attr(top.node)?;
+        if attr.kind != node.kind {
+            // An upper object is found by its name, which a concurrent unlink or rename may
+            // have just given to a whiteout or another object: this node's object is gone
+            // from there. (Attributes of another type would make the kernel fail every
+            // access to the inode with EIO.)
+            return Err(errno(libc::ENOENT));
+        }
         if layers.len() > 1 {
             attr.nlink = MERGED_DIR_NLINK;
         }
@@ -330,7 +337,22 @@ impl Union {
             return Err(errno(libc::EROFS));
         }
         let top = node.top();
-        let data = self.layer(top).open(top.node)?;
+        // An upper object is opened by its name, which a concurrent unlink or rename may be
+        // replacing (with a whiteout: `ENXIO`, or with another object) before the name table
+        // follows: hold off writes meanwhile. Lower layers never change.
+        let _guard = match &self.upper {
+            Some(upper) if top.layer == 0 => Some(upper.lock()),
+            _ => None,
+        };
+        let top = node.top();
+        let data = match self.layer(top).open(top.node) {
+            // The name holds a whiteout now (char 0/0 answers ENXIO): the file was deleted
+            // under a node the kernel still had.
+            Err(e) if top.layer == 0 && e.raw_os_error() == Some(libc::ENXIO) => {
+                return Err(errno(libc::ENOENT));
+            }
+            other => other?,
+        };
         Ok(self.files.insert(OpenFile {
             ino,
             data: Arc::from(data),

@@ -162,6 +162,13 @@ impl Union {
         if let Some(dst) = &dst {
             self.name_going(&newdir, newname, dst);
         }
+        // The object that had the new name is gone (a directory was swapped out above).
+        if let Some(st) = &dst_in_upper
+            && !upper::is_whiteout(st)
+            && (FileType::from_raw_mode(st.st_mode) == FileType::Directory || st.st_nlink <= 1)
+        {
+            self.upper_object_gone(upper, st.st_ino);
+        }
         up.move_name(src_dir_up, name, dst_dir_up, newname)?;
         dir.invalidate_listing();
         newdir.invalidate_listing();

@@ -264,3 +264,118 @@ fn a_union_without_upper_refuses_writes() {
         erofs
     );
 }
+
+/// Regression (stress test): an upper object's raw inode number is reused by the filesystem
+/// (ext4 hands it out again at once) while the kernel still holds the node of the object
+/// that had it (unlinked, not yet forgotten). The new object used to be given that live
+/// node, of the wrong type, and the kernel failed each access to it with EIO.
+#[test]
+fn a_new_object_never_takes_the_node_of_a_gone_one_with_its_inode_number() {
+    use std::os::unix::fs::MetadataExt;
+    let d = dirs();
+    let u = writable(&d, Arc::new(DirLayer::open(&d.lower).unwrap()));
+    let mut reused = 0;
+    for i in 0..64 {
+        let name = format!("f{i}");
+        let (old, _, fh) = u
+            .create(ROOT_INO, OsStr::new(&name), 0o644, ROOT_CALLER)
+            .unwrap();
+        u.release(fh);
+        let raw = fs::metadata(d.upper.join(&name)).unwrap().ino();
+        // The kernel keeps `old` until its forget; the name goes now.
+        u.unlink(ROOT_INO, OsStr::new(&name)).unwrap();
+        let (new, kind) = if i % 2 == 0 {
+            let dname = format!("d{i}");
+            let (ino, _) = u
+                .mkdir(ROOT_INO, OsStr::new(&dname), 0o755, ROOT_CALLER)
+                .unwrap();
+            reused += usize::from(fs::metadata(d.upper.join(&dname)).unwrap().ino() == raw);
+            (ino, Kind::Dir)
+        } else {
+            let fname = format!("g{i}");
+            let (ino, _, fh) = u
+                .create(ROOT_INO, OsStr::new(&fname), 0o644, ROOT_CALLER)
+                .unwrap();
+            u.release(fh);
+            reused += usize::from(fs::metadata(d.upper.join(&fname)).unwrap().ino() == raw);
+            (ino, Kind::File)
+        };
+        assert_ne!(
+            new, old,
+            "round {i}: the new object got the live node of the gone one"
+        );
+        assert_eq!(u.getattr(new).unwrap().attr.kind, kind, "round {i}");
+        // Once forgotten, the old number may come back.
+        u.forget(old, 1);
+    }
+    eprintln!("inode numbers reused by the filesystem: {reused} of 64");
+}
+
+/// Regression (stress test): opening or stating an upper file while another thread unlinks
+/// it (leaving a whiteout, as a lower has the name) must answer ENOENT, never ENXIO (the
+/// whiteout device opened by name) nor attributes of another type (EIO in the kernel).
+#[test]
+fn open_and_stat_racing_an_unlink_see_the_file_or_enoent() {
+    if !root() {
+        return;
+    }
+    let d = dirs();
+    fs::write(d.lower.join("f"), b"lower").unwrap();
+    let u = Arc::new(writable(&d, Arc::new(DirLayer::open(&d.lower).unwrap())));
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let (u, stop) = (u.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut rounds = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) || rounds < 200 {
+                if let Ok((_, _, fh)) = u.create(ROOT_INO, OsStr::new("f"), 0o644, ROOT_CALLER) {
+                    u.release(fh);
+                }
+                let _ = u.unlink(ROOT_INO, OsStr::new("f"));
+                rounds += 1;
+            }
+        })
+    };
+    let readers: Vec<_> = (0..3)
+        .map(|_| {
+            let u = u.clone();
+            std::thread::spawn(move || {
+                let mut bad = Vec::new();
+                let t = std::time::Instant::now();
+                while t.elapsed() < std::time::Duration::from_millis(1500) {
+                    let Ok((ino, _)) = u.lookup(ROOT_INO, OsStr::new("f")) else {
+                        continue;
+                    };
+                    let opened = u.open(ino, false).map(|fh| u.release(fh));
+                    let kind = u.getattr(ino).map(|st| st.attr.kind);
+                    if let Ok(k) = kind
+                        && k != Kind::File
+                    {
+                        bad.push(format!("getattr: a {k:?}"));
+                    }
+                    for r in [opened, kind.map(|_| ())] {
+                        if let Err(e) = r
+                            && e.raw_os_error() != Some(libc::ENOENT)
+                        {
+                            bad.push(e.to_string());
+                        }
+                    }
+                    u.forget(ino, 1);
+                }
+                bad
+            })
+        })
+        .collect();
+    let bad: Vec<String> = readers
+        .into_iter()
+        .flat_map(|r| r.join().unwrap())
+        .collect();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    writer.join().unwrap();
+    assert!(
+        bad.is_empty(),
+        "{} errors other than ENOENT, first: {:?}",
+        bad.len(),
+        &bad[..bad.len().min(8)]
+    );
+}

@@ -390,7 +390,7 @@ impl Union {
     /// files of their own (an upper file, a directory layer's file): the kernel copies, and
     /// shares extents where the filesystem can (reflink on btrfs and XFS). Otherwise (a tar
     /// layer's data, files on two filesystems) the bytes are read and written here, at most
-    /// [`COPY_CHUNK`] a call; callers loop on short counts as they do for the syscall. Either
+    /// `COPY_CHUNK` a call; callers loop on short counts as they do for the syscall. Either
     /// way the data crosses the FUSE channel not at all, where the kernel's own fallback
     /// would move it through a read and a write request per page run.
     pub fn copy_file_range(
@@ -584,13 +584,9 @@ impl Union {
         let dir_fd = upper.dir_layer().dir_handle(dir_up)?;
         self.name_going(dir, name, r);
         if r.layers[0].layer == 0 {
-            // The filesystem may give the inode number to a new object once this one is
-            // gone: it must not inherit the old one's `st_ino`.
-            if let Ok(st) = rustix::fs::statat(&*dir_fd, name, AtFlags::SYMLINK_NOFOLLOW)
-                && (r.kind == Kind::Dir || st.st_nlink <= 1)
-            {
-                upper.clear_origin(super::node::st_ino(0, st.st_ino));
-            }
+            let last_link = rustix::fs::statat(&*dir_fd, name, AtFlags::SYMLINK_NOFOLLOW)
+                .ok()
+                .filter(|st| r.kind == Kind::Dir || st.st_nlink <= 1);
             if need_whiteout {
                 upper.whiteout_over(dir_fd.as_fd(), name)?;
             } else if r.kind == Kind::Dir {
@@ -598,12 +594,30 @@ impl Union {
             } else {
                 rustix::fs::unlinkat(&*dir_fd, name, AtFlags::empty())?;
             }
+            if let Some(st) = last_link {
+                self.upper_object_gone(upper, st.st_ino);
+            }
             upper.dir_layer().forget_name(dir_up, name);
         } else {
             upper::make_whiteout(dir_fd.as_fd(), name)?;
         }
         dir.invalidate_listing();
         Ok(())
+    }
+
+    /// The upper object with raw inode number `raw` goes away (its last link is removed or
+    /// replaced). The filesystem may give the number to a new object at once (ext4 does):
+    /// that object must inherit neither the old one's origin nor the `st_ino` of a node the
+    /// kernel still holds (an unlinked file not yet forgotten). Else the kernel would find its
+    /// inode under a new object, often of another type, and fail every access to it with
+    /// `EIO` ("bad inode"), or reach the old node's stale layer objects.
+    pub(super) fn upper_object_gone(&self, upper: &Upper, raw: u64) {
+        let plain = super::node::st_ino(0, raw);
+        if self.nodes.get(plain).is_some() {
+            upper.retire(plain);
+        } else {
+            upper.clear_origin(plain);
+        }
     }
 
     /// `name` in `dir` (resolved to `r`) is about to be removed or replaced. A live node of a

@@ -137,6 +137,9 @@ impl Store {
         new: &NewImage,
     ) -> Result<StoredImage, StoreError> {
         let _lock = self.lock(true)?;
+        // What killed commits and imports left (this one's own staged layer is kept: its
+        // name carries our live pid).
+        self.clean_ingest();
         let staged = layer.path.clone();
         let result = self.create_locked(base, replace_layers, layer, new);
         let _ = std::fs::remove_file(staged);

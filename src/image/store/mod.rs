@@ -271,14 +271,19 @@ impl Store {
     pub(crate) fn write_atomic(&self, rel: &Path, data: &[u8]) -> Result<(), StoreError> {
         let path = self.root.join(rel);
         let dir = path.parent().unwrap_or(&self.root).to_path_buf();
-        let tmp = dir.join(format!(
-            ".{}.tmp-{}",
+        // Staged in ingest/ (same filesystem), named after our pid: a copy a kill leaves
+        // half-written is removed by the next writer's `clean_ingest`, and never sits under
+        // blobs/sha256 with a name that is not its digest.
+        let ingest = self.root.join("ingest");
+        let tmp = ingest.join(format!(
+            "atomic-{}-{}",
+            std::process::id(),
             path.file_name()
                 .map(|n| n.to_string_lossy())
-                .unwrap_or_default(),
-            std::process::id()
+                .unwrap_or_default()
         ));
         let result = (|| -> io::Result<()> {
+            std::fs::create_dir_all(&ingest)?;
             let mut file = File::create(&tmp)?;
             file.write_all(data)?;
             file.sync_all()?;

@@ -232,3 +232,63 @@ fn names_split_and_normalise() {
         Err(StoreError::Invalid(_))
     ));
 }
+
+/// A pid that no process has (beyond the kernel's pid_max).
+const DEAD_PID: u32 = 999_999_999;
+
+/// Regression (tests/store_crash.rs): a killed `commit` or `import` leaves its staged layer
+/// in ingest/; the next `commit` or `import` used to keep it forever (only pulls, loads and
+/// removals cleaned ingest/).
+#[test]
+fn commit_and_import_clean_what_killed_ones_left_in_ingest() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(tmp.path()).expect("open");
+    let ingest = store.root().join("ingest");
+    std::fs::create_dir_all(&ingest).expect("ingest");
+    for name in ["layer", "import"] {
+        std::fs::write(ingest.join(format!("{name}-{DEAD_PID}-1")), b"partial").expect("write");
+    }
+    let mut tar = tar::Builder::new(Vec::new());
+    let mut header = tar::Header::new_gnu();
+    header.set_size(3);
+    header.set_mode(0o644);
+    header.set_cksum();
+    tar.append_data(&mut header, "f", &b"abc"[..]).expect("tar");
+    let data = tar.into_inner().expect("tar");
+    let layer = store.stage_tarball(&data[..]).expect("stage");
+    store
+        .create_image(None, false, layer, &commit::NewImage::default())
+        .expect("create image");
+    let left: Vec<_> = std::fs::read_dir(&ingest)
+        .expect("ingest")
+        .map(|e| e.expect("entry").file_name())
+        .collect();
+    assert!(left.is_empty(), "left in ingest/: {left:?}");
+}
+
+/// Regression (tests/store_crash.rs): `write_atomic` staged its copy beside the target, so
+/// a kill left `.HEX.tmp-PID` under blobs/sha256 (a file that is not its digest) or
+/// `.index.json.tmp-PID` in the root, forever. It stages in ingest/ now, named after the
+/// pid, where the next writer removes it.
+#[test]
+fn atomic_writes_stage_in_ingest_where_leftovers_are_cleaned() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(tmp.path()).expect("open");
+    demo(&store, "demo:1");
+    let strays = |dir: &std::path::Path| -> Vec<String> {
+        std::fs::read_dir(dir)
+            .expect("read dir")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with('.') || n.contains("tmp"))
+            .collect()
+    };
+    assert!(strays(store.root()).is_empty());
+    assert!(strays(&store.root().join("blobs/sha256")).is_empty());
+    // What a write killed between its create and its rename leaves now.
+    let left = store
+        .root()
+        .join(format!("ingest/atomic-{DEAD_PID}-index.json"));
+    std::fs::write(&left, b"{\"schemaVer").expect("write");
+    demo(&store, "demo:2");
+    assert!(!left.exists(), "a dead writer's staged index.json was kept");
+}

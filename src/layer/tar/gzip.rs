@@ -1,12 +1,14 @@
 //! Random access into gzip layers, zran-style (zlib's `examples/zran.c`).
 //!
 //! The indexing pass ([`GzipPass`]) inflates the blob once, stopping at every deflate block
-//! boundary, and every [`SPAN`] of output records a [`Checkpoint`]: the bit position in the
-//! blob where the next block starts, its stream offset, and the 32 KiB of output before it
-//! (the history the next blocks may copy from). A member start is a checkpoint that needs no
-//! history. A read then inflates from the nearest checkpoint at or before its offset: at most
-//! one span (plus a block), and the whole span is cached as one chunk so that reads around it
-//! are free.
+//! boundary, and every [`SPAN`] of output (and [`SPAN_IN`] of input) records a
+//! [`Checkpoint`]: the bit position in the blob where the next block starts, its stream
+//! offset, and the 32 KiB of output before it (the history the next blocks may copy from). A
+//! member start is a checkpoint that needs no history. A read then inflates from the nearest
+//! checkpoint at or before its offset: at most one span (plus a block), in pieces of at most
+//! [`PIECE`] that are cached so that reads around it are free. A span has no upper bound (one
+//! deflate block may produce gigabytes), so in a long one a cursor left where the last read
+//! stopped lets the next piece go on from there.
 //!
 //! Inflater choice, measured here (2 cores, release build) on a generated 1.17 GB tar of
 //! 120k files, `gzip -6` to 423 MB (`scripts/bench-compressed`): raw inflate of the whole
@@ -20,6 +22,8 @@ use std::io;
 use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 
+use parking_lot::Mutex;
+
 use super::chunk_cache::ChunkCache;
 use super::codec::{self, Reader};
 use super::forward::{Produce, RawReader};
@@ -31,6 +35,19 @@ use super::zlib::{Inflater, Wrap};
 /// the windows cost 32 KiB per span: 8.0 MiB of state per GiB of tar. A smaller span trades
 /// state for latency linearly (1 MiB: ~1.7 ms, 32 MiB/GiB).
 pub(crate) const SPAN: u64 = 4 << 20;
+
+/// Compressed input between checkpoints, at least: a span grows past [`SPAN`] of output until
+/// this much input has gone by. Real layers (2-10x) reach it well within a span, so it changes
+/// nothing for them; a gzip bomb (1000x) would otherwise pay a 32 KiB window for every 4 KiB
+/// of blob, 8x the blob in memory (a 10 GiB bomb of 10 MB held 80 MiB of windows, twice over
+/// while the state was encoded). With it the windows stay under 1/8 of the blob's size, and a
+/// read into a long span still inflates no more than this much input.
+const SPAN_IN: u64 = 256 << 10;
+
+/// The unit a span is inflated and cached in. A span has no upper bound on its output (one
+/// deflate block may produce gigabytes), so it is handed out in pieces of at most this size,
+/// each cached on its own, never as one allocation of the whole span.
+pub(crate) const PIECE: u64 = SPAN;
 
 /// The deflate history a block may refer back to.
 const WINDOW: usize = 32 << 10;
@@ -142,10 +159,12 @@ impl GzipPass {
         ))
     }
 
-    fn due(&self) -> bool {
+    /// Whether the next block (or member) starting at byte `raw` of the blob gets a
+    /// checkpoint.
+    fn due(&self, raw: u64) -> bool {
         self.checkpoints
             .last()
-            .is_none_or(|c| self.out_total - c.out >= SPAN)
+            .is_none_or(|c| self.out_total - c.out >= SPAN && raw - c.bit / 8 >= SPAN_IN)
     }
 
     /// Between members: the next member's header, zero padding to the end, or the end.
@@ -174,7 +193,7 @@ impl GzipPass {
             if input[0] != 0x1f {
                 return Err(bad(&format!("no gzip header at byte {at}")));
             }
-            if self.due() {
+            if self.due(at) {
                 self.checkpoints.push(Checkpoint {
                     out: self.out_total,
                     bit: at * 8,
@@ -225,7 +244,7 @@ impl GzipPass {
             self.out_total += step.written as u64;
             if step.end {
                 self.in_member = false;
-            } else if step.at_block && self.due() {
+            } else if step.at_block && self.due(self.raw.offset()) {
                 let next_bit = self.raw.offset() * 8 - u64::from(step.pending_bits);
                 let end = old + filled;
                 let from = end.saturating_sub(WINDOW);
@@ -262,6 +281,24 @@ pub(crate) struct GzipStream {
     index: Arc<GzipIndex>,
     cache: Arc<ChunkCache>,
     id: u64,
+    /// Where the last read inside a span left off, so that reading a long span front to back
+    /// inflates it once rather than once per piece.
+    cursor: Mutex<Option<Cursor>>,
+}
+
+/// An inflater part-way through a span, with the input it has read but not used.
+struct Cursor {
+    /// The span (checkpoint index) it is in.
+    span: usize,
+    /// Stream offset of the next byte it produces.
+    out: u64,
+    inflater: Inflater,
+    wrap: Wrap,
+    /// Blob offset of the next input byte to read.
+    pos: u64,
+    input: Vec<u8>,
+    have: usize,
+    at: usize,
 }
 
 impl GzipStream {
@@ -280,13 +317,17 @@ impl GzipStream {
             index,
             cache,
             id: ChunkCache::layer_id(),
+            cursor: Mutex::new(None),
         }
     }
 
-    /// The uncompressed bytes from checkpoint `i` to the next one (or the end).
-    fn chunk(&self, i: usize) -> io::Result<Arc<[u8]>> {
+    /// Piece `piece` of span `i` (from checkpoint `i` to the next one, or the end), inflating
+    /// from the checkpoint (or from where the last read in the span stopped) and caching every
+    /// piece on the way.
+    fn piece(&self, i: usize, piece: u64) -> io::Result<Arc<[u8]>> {
         let cp = &self.index.checkpoints[i];
-        if let Some(c) = self.cache.get(self.id, cp.out) {
+        let key = cp.out + piece * PIECE;
+        if let Some(c) = self.cache.get(self.id, key) {
             return Ok(c);
         }
         let end = self
@@ -294,18 +335,57 @@ impl GzipStream {
             .checkpoints
             .get(i + 1)
             .map_or(self.index.len, |c| c.out);
-        let size = usize::try_from(end - cp.out).map_err(|_| bad("checkpoint span too large"))?;
-        let mut out = vec![0u8; size];
-        self.inflate_from(cp, &mut out)?;
-        let chunk: Arc<[u8]> = out.into();
-        self.cache.put(self.id, cp.out, Arc::clone(&chunk));
+        if end - cp.out <= 2 * PIECE {
+            // A span of a real layer: inflating it from its checkpoint is cheap, and reads of
+            // different spans go on in parallel.
+            let mut cur = self.cursor_at(i)?;
+            return self.pieces_until(&mut cur, key, end);
+        }
+        // A long span: a read that started again from the checkpoint would cost time in
+        // proportion to how far into the span it is, so reads wait for the one cursor (the
+        // kernel reads ahead from several threads at once) and go on from where it is.
+        let mut slot = self.cursor.lock();
+        if let Some(c) = self.cache.get(self.id, key) {
+            return Ok(c);
+        }
+        let mut cur = match slot.take() {
+            Some(c) if c.span == i && c.out <= key => c,
+            _ => self.cursor_at(i)?,
+        };
+        let chunk = self.pieces_until(&mut cur, key, end)?;
+        if cur.out < end {
+            *slot = Some(cur);
+        }
         Ok(chunk)
     }
 
-    /// Fills `out` with the stream from `cp` on, crossing member boundaries as needed.
-    fn inflate_from(&self, cp: &Checkpoint, out: &mut [u8]) -> io::Result<()> {
+    /// Inflates piece after piece with `cur` (caching each) up to the one at `key`.
+    fn pieces_until(&self, cur: &mut Cursor, key: u64, end: u64) -> io::Result<Arc<[u8]>> {
+        loop {
+            let start = cur.out;
+            // At most PIECE, so it fits in usize.
+            let size = end.saturating_sub(start).min(PIECE) as usize;
+            if size == 0 {
+                return Err(bad("gzip span ends before the piece read"));
+            }
+            let mut out = vec![0u8; size];
+            self.fill(cur, &mut out)?;
+            let chunk: Arc<[u8]> = out.into();
+            if start == key {
+                self.cache.put(self.id, key, Arc::clone(&chunk));
+                return Ok(chunk);
+            }
+            if self.cache.get(self.id, start).is_none() {
+                self.cache.put(self.id, start, chunk);
+            }
+        }
+    }
+
+    /// An inflater ready to produce the stream from checkpoint `i` on.
+    fn cursor_at(&self, i: usize) -> io::Result<Cursor> {
+        let cp = &self.index.checkpoints[i];
         let mut pos = cp.bit / 8;
-        let mut wrap = if cp.member { Wrap::Gzip } else { Wrap::Raw };
+        let wrap = if cp.member { Wrap::Gzip } else { Wrap::Raw };
         let mut inflater = Inflater::new(wrap)?;
         let used = (cp.bit % 8) as u32;
         if !cp.member {
@@ -317,34 +397,50 @@ impl GzipStream {
             }
             inflater.set_dictionary(&cp.window)?;
         }
-        let mut input = vec![0u8; 64 << 10];
-        let (mut have, mut at) = (0usize, 0usize);
+        Ok(Cursor {
+            span: i,
+            out: cp.out,
+            inflater,
+            wrap,
+            pos,
+            input: vec![0u8; 64 << 10],
+            have: 0,
+            at: 0,
+        })
+    }
+
+    /// Fills `out` with the stream from the cursor on, crossing member boundaries as needed.
+    fn fill(&self, c: &mut Cursor, out: &mut [u8]) -> io::Result<()> {
         let mut filled = 0;
         while filled < out.len() {
-            if at == have {
-                let n = (self.raw_len.saturating_sub(pos)).min(input.len() as u64) as usize;
+            if c.at == c.have {
+                let n = (self.raw_len.saturating_sub(c.pos)).min(c.input.len() as u64) as usize;
                 if n == 0 {
                     return Err(bad("gzip stream ends before the indexed length"));
                 }
-                self.read_raw(&mut input[..n], pos)?;
-                (have, at) = (n, 0);
-                pos += n as u64;
+                self.read_raw(&mut c.input[..n], c.pos)?;
+                (c.have, c.at) = (n, 0);
+                c.pos += n as u64;
             }
-            let step = inflater.inflate(&input[at..have], &mut out[filled..], false)?;
-            at += step.read;
+            let step = c
+                .inflater
+                .inflate(&c.input[c.at..c.have], &mut out[filled..], false)?;
+            c.at += step.read;
             filled += step.written;
-            if step.end && filled < out.len() {
-                // The member ended inside the chunk: the next one starts after its trailer
-                // (raw inflate stops before the 8-byte CRC-32 and length; gzip mode reads them).
-                let mut next = pos - (have - at) as u64;
-                if wrap == Wrap::Raw {
+            c.out += step.written as u64;
+            if step.end {
+                // The member ended (inside the piece, or at its end, where the next piece
+                // goes on): the next one starts after its trailer (raw inflate stops before
+                // the 8-byte CRC-32 and length; gzip mode reads them).
+                let mut next = c.pos - (c.have - c.at) as u64;
+                if c.wrap == Wrap::Raw {
                     next += 8;
                 }
-                pos = next;
-                (have, at) = (0, 0);
-                wrap = Wrap::Gzip;
-                inflater.reset(wrap)?;
-            } else if step.read == 0 && step.written == 0 && at < have {
+                c.pos = next;
+                (c.have, c.at) = (0, 0);
+                c.wrap = Wrap::Gzip;
+                c.inflater.reset(c.wrap)?;
+            } else if step.read == 0 && step.written == 0 && c.at < c.have {
                 return Err(bad("gzip stream makes no progress"));
             }
         }
@@ -366,9 +462,10 @@ impl Stream for GzipStream {
             .checkpoints
             .partition_point(|c| c.out <= offset)
             .saturating_sub(1);
-        let chunk = self.chunk(i)?;
-        let start = self.index.checkpoints[i].out;
-        let at = (offset - start) as usize;
+        let within = offset - self.index.checkpoints[i].out;
+        let piece = within / PIECE;
+        let chunk = self.piece(i, piece)?;
+        let at = (within - piece * PIECE) as usize;
         let n = buf.len().min(chunk.len().saturating_sub(at));
         buf[..n].copy_from_slice(&chunk[at..at + n]);
         Ok(n)

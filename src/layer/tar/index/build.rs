@@ -96,6 +96,14 @@ pub(crate) fn build(stream: &dyn Stream, path: &Path) -> Result<TarIndex, TarErr
     // The crate ends quietly at end-of-file as well as at the end-of-archive zero block; only
     // the block tells a complete archive from one cut at an entry boundary.
     if eof.get() {
+        // A compressed stream's length is only known now: one that decompresses to nothing
+        // (a zstd skippable frame, an empty gzip member) is no archive, not a truncated one.
+        if stream.len() == 0 {
+            return Err(TarError::NotTar {
+                path: path.to_owned(),
+                cause: "no data after decompression".into(),
+            });
+        }
         return Err(TarError::Truncated {
             path: path.to_owned(),
             at: stream.len(),
@@ -182,6 +190,12 @@ impl Seek for HeaderReader<'_> {
     }
 }
 
+/// The longest name a directory entry may have (Linux `NAME_MAX`).
+const NAME_MAX: usize = 255;
+/// The longest symlink target the kernel accepts (`PATH_MAX` less its NUL); FUSE fails a
+/// longer `readlink` reply with EIO.
+const TARGET_MAX: usize = 4095;
+
 /// Splits a tar path into its components: empty and `.` components dropped (which also strips
 /// `./` prefixes and leading `/`), `..` refused.
 fn components(path: &[u8]) -> Result<Vec<&[u8]>, &'static str> {
@@ -191,6 +205,9 @@ fn components(path: &[u8]) -> Result<Vec<&[u8]>, &'static str> {
             b"" | b"." => {}
             b".." => return Err("path has a `..` component"),
             _ if c.contains(&0) => return Err("path has a NUL byte"),
+            // No Linux filesystem holds such a name (NAME_MAX), so no lookup could reach it,
+            // and FUSE refuses directory entries with names over 1024 bytes outright.
+            _ if c.len() > NAME_MAX => return Err("a path component is longer than 255 bytes"),
             _ => out.push(c),
         }
     }
@@ -497,6 +514,15 @@ impl<'p> Tree<'p> {
             What::Device(kind, rdev, _) => {
                 node.kind = *kind;
                 node.data = *rdev;
+            }
+            What::Symlink(target) if target.len() > TARGET_MAX => {
+                self.warn(&path, "symlink target longer than 4095 bytes");
+                return Ok(());
+            }
+            // readlink would hand the kernel a target it cuts at the NUL: another link.
+            What::Symlink(target) if target.contains(&0) => {
+                self.warn(&path, "symlink target has a NUL byte");
+                return Ok(());
             }
             What::Symlink(target) => {
                 node.kind = Kind::Symlink;

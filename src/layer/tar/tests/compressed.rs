@@ -455,3 +455,147 @@ fn a_saved_index_spares_the_pass_and_a_corrupt_one_is_rebuilt() {
     assert!(snapshot(&open()) == plain, "after the truncation");
     assert_eq!(passes(), before + 3);
 }
+
+/// A gzip member whose tar holds one file of `groups * 2064 + 1` zeros written as ONE fixed-
+/// Huffman deflate block (a literal zero, then copies of 258 bytes at distance 1), with the
+/// tar header before it and the padding and end blocks after it in stored blocks.
+fn gzip_one_block(groups: usize) -> (Vec<u8>, Vec<u8>) {
+    struct Bits {
+        out: Vec<u8>,
+        n: usize,
+    }
+    impl Bits {
+        fn put(&mut self, value: u32, count: usize, msb_first: bool) {
+            for i in 0..count {
+                let bit = if msb_first {
+                    (value >> (count - 1 - i)) & 1
+                } else {
+                    (value >> i) & 1
+                };
+                if self.n.is_multiple_of(8) {
+                    self.out.push(0);
+                }
+                *self.out.last_mut().unwrap() |= (bit as u8) << (self.n % 8);
+                self.n += 1;
+            }
+        }
+        fn align(&mut self) {
+            self.n = self.n.div_ceil(8) * 8;
+        }
+        fn stored(&mut self, data: &[u8], last: bool) {
+            self.put(u32::from(last), 1, false);
+            self.put(0, 2, false);
+            self.align();
+            let len = data.len() as u16;
+            self.out.extend_from_slice(&len.to_le_bytes());
+            self.out.extend_from_slice(&(!len).to_le_bytes());
+            self.out.extend_from_slice(data);
+            self.n = self.out.len() * 8;
+        }
+    }
+    let size = 1 + groups * 8 * 258;
+    let mut h = Header::new_ustar();
+    h.set_path("oneblock").unwrap();
+    h.set_size(size as u64);
+    h.set_mode(0o644);
+    h.set_cksum();
+    let mut tail = vec![0u8; size.next_multiple_of(512) - size];
+    tail.extend_from_slice(&[0u8; 1024]);
+    let mut tar = h.as_bytes().to_vec();
+    tar.resize(512 + size, 0);
+    tar.extend_from_slice(&tail);
+
+    let mut b = Bits {
+        out: vec![0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3],
+        n: 80,
+    };
+    b.stored(h.as_bytes(), false);
+    b.put(0, 1, false); // not the last block
+    b.put(1, 2, false); // fixed Huffman
+    b.put(0x30, 8, true); // literal 0
+    for _ in 0..groups * 8 {
+        b.put(0xc5, 8, true); // length 258
+        b.put(0, 5, true); // distance 1
+    }
+    b.put(0, 7, true); // end of block
+    b.stored(&tail, true);
+    let mut crc = flate2::Crc::new();
+    crc.update(&tar);
+    b.out.extend_from_slice(&crc.sum().to_le_bytes());
+    b.out.extend_from_slice(&(tar.len() as u32).to_le_bytes());
+    (b.out, tar)
+}
+
+/// Regression: a span has no upper bound (no checkpoint can fall inside one deflate block), and
+/// a read inflated and allocated the whole span at once: 1 GiB of memory (twice) to read 64 KiB
+/// of a file of zeros made of one 512 MiB block, redone on every read once the span outgrew
+/// the chunk cache, so reading the file through took hours. Spans are now inflated in pieces,
+/// and a cursor lets the next piece go on where the last stopped.
+#[test]
+fn gzip_one_huge_block_reads_in_pieces() {
+    let dir = TempDir::new().unwrap();
+    // 24 MiB of zeros in one block: six pieces.
+    let (gz, tar) = gzip_one_block((24 << 20) / 2064);
+    let b = in_range(dir.path(), "one", &gz);
+    for budget in [0, 64 << 20] {
+        let opts = LayerOptions {
+            chunk_cache_bytes: budget,
+            ..options()
+        };
+        let l = TarLayer::open_blob(&b, &opts).unwrap_or_else(|e| panic!("{e}"));
+        let StreamState::Gzip(g) = l.stream_state() else {
+            panic!("not gzip")
+        };
+        assert!(g.checkpoints.len() <= 2, "{:?}", g.checkpoints.len());
+        assert_eq!(l.tar_len(), tar.len() as u64);
+        // Backwards, so that no cursor helps, then forwards across every piece boundary.
+        let mut offsets: Vec<u64> = (0..6).map(|k| k * (4 << 20) + 100).collect();
+        offsets.reverse();
+        offsets.extend((1..6).map(|k| k * (4 << 20) - 700));
+        for off in offsets {
+            let mut buf = vec![0u8; 5000];
+            let end = (off as usize + buf.len()).min(tar.len());
+            let n = end - off as usize;
+            l.stream.read_exact_at(&mut buf[..n], off).unwrap();
+            assert_eq!(buf[..n], tar[off as usize..end], "at {off}");
+        }
+        assert_eq!(read(&l, "oneblock").len(), tar.len() - 512 - 1024 - 511);
+    }
+}
+
+/// Regression: a gzip bomb (1000x) took a 32 KiB checkpoint window for every 4 MiB of output,
+/// 8x its own size in memory (80 MiB for 10 MB of blob). A checkpoint now also waits for
+/// 256 KiB of input.
+#[test]
+fn gzip_bomb_checkpoints_are_bounded_by_the_blob() {
+    let dir = TempDir::new().unwrap();
+    let mut h = Header::new_ustar();
+    h.set_path("zeros").unwrap();
+    let size = 512u64 << 20;
+    h.set_size(size);
+    h.set_mode(0o644);
+    h.set_cksum();
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    enc.write_all(h.as_bytes()).unwrap();
+    let zeros = vec![0u8; 1 << 20];
+    for _ in 0..size >> 20 {
+        enc.write_all(&zeros).unwrap();
+    }
+    enc.write_all(&[0u8; 1024]).unwrap();
+    let gz = enc.finish().unwrap();
+    let b = in_range(dir.path(), "bomb", &gz);
+    let l = TarLayer::open_blob(&b, &options()).unwrap();
+    let StreamState::Gzip(g) = l.stream_state() else {
+        panic!("not gzip")
+    };
+    let windows: usize = g.checkpoints.iter().map(|c| c.window.len()).sum();
+    assert!(
+        windows <= gz.len() / 8 + (32 << 10),
+        "{} checkpoints, {windows} bytes of windows for a blob of {}",
+        g.checkpoints.len(),
+        gz.len()
+    );
+    let mut buf = vec![1u8; 4096];
+    l.stream.read_exact_at(&mut buf, 512 + size - 4096).unwrap();
+    assert!(buf.iter().all(|&b| b == 0));
+}

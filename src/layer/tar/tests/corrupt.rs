@@ -183,3 +183,45 @@ fn errors_are_one_line() {
     assert_eq!(one_line("plain"), "plain");
     assert_eq!(one_line("a\nb\r\x7f\u{85}é"), "a\\nb\\x0d\\x7f\\x85é");
 }
+
+/// Regression: names no Linux filesystem can hold (a component over 255 bytes, a symlink
+/// target over 4095 bytes or holding a NUL) are skipped like other unrepresentable entries.
+/// Through FUSE a 4 KiB name vanished from readdir, a 300-byte one was listed but could not be
+/// looked up, an 8 KiB target made readlink fail with EIO, and a NUL cut a target short.
+#[test]
+fn names_longer_than_the_kernel_allows_are_skipped() {
+    let long = "n".repeat(256);
+    let target = "t".repeat(4096);
+    let mut t = Tb::new();
+    t.pax(&[("path", long.as_bytes())])
+        .file("x", "too long")
+        .pax(&[("path", format!("d/{}", "m".repeat(255)).as_bytes())])
+        .file("x", "just fits")
+        .pax(&[("linkpath", target.as_bytes())])
+        .link(EntryType::Symlink, "longlink", "x")
+        .pax(&[("linkpath", "t".repeat(4095).as_bytes())])
+        .link(EntryType::Symlink, "fits", "x")
+        .pax(&[("linkpath", b"t\0u")])
+        .link(EntryType::Symlink, "nul", "x")
+        .file("ok", "ok");
+    let (_d, l) = t.open();
+    assert_eq!(names(&l, ""), ["d", "fits", "ok"]);
+    assert_eq!(read(&l, &format!("d/{}", "m".repeat(255))), b"just fits");
+}
+
+/// A compressed layer that decompresses to nothing is "not a tar archive", not "truncated at
+/// byte 0".
+#[test]
+fn a_compressed_layer_of_nothing_is_not_a_tar() {
+    let dir = TempDir::new().unwrap();
+    // A zstd skippable frame: valid zstd, no output.
+    let mut skippable = vec![0x50, 0x2a, 0x4d, 0x18, 16, 0, 0, 0];
+    skippable.extend_from_slice(&[0; 16]);
+    let path = dir.path().join("empty.tar.zst");
+    fs::write(&path, &skippable).unwrap();
+    let source = crate::layer::blob::LayerSource::Path(path);
+    let e = crate::layer::open(&source, &crate::layer::LayerOptions::default())
+        .err()
+        .expect("an empty stream is refused");
+    assert!(e.contains("not a tar archive: no data"), "{e}");
+}
