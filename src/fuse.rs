@@ -486,7 +486,7 @@ impl Filesystem for FuseAdapter {
             };
             for (i, e) in from_offset(&listing, offset) {
                 let next = i as u64 + 1;
-                if e.name == "." || e.name == ".." {
+                if *e.name == *"." || *e.name == *".." {
                     // The kernel does not link `.` and `..` from readdirplus and takes no
                     // lookup reference on them; node id 0 says "no entry attributes".
                     let attr = FileAttr {

@@ -45,6 +45,34 @@ pub struct LayerRef {
     pub node: NodeId,
 }
 
+/// A node's layer objects, topmost first: a non-directory (most nodes) has exactly one, kept
+/// inline; a merged directory shares a list. Saves a heap allocation per file node.
+#[derive(Clone, Debug)]
+pub enum LayerList {
+    One(LayerRef),
+    Many(Arc<[LayerRef]>),
+}
+
+impl From<Vec<LayerRef>> for LayerList {
+    fn from(layers: Vec<LayerRef>) -> LayerList {
+        match layers.as_slice() {
+            [one] => LayerList::One(*one),
+            _ => LayerList::Many(layers.into()),
+        }
+    }
+}
+
+impl std::ops::Deref for LayerList {
+    type Target = [LayerRef];
+
+    fn deref(&self) -> &[LayerRef] {
+        match self {
+            LayerList::One(r) => std::slice::from_ref(r),
+            LayerList::Many(list) => list,
+        }
+    }
+}
+
 /// What a lookup resolved a name to, before it becomes a node.
 pub struct Resolved {
     pub ino: Ino,
@@ -62,7 +90,7 @@ pub struct Node {
     pub kind: Kind,
     /// Topmost first. Changes only when a writable upper copies the object up (the upper
     /// object goes on top) or moves it.
-    layers: RwLock<Arc<[LayerRef]>>,
+    layers: RwLock<LayerList>,
     /// Where the kernel first found it: the parent's node id (the root's own for the root),
     /// for `..` in listings and for copy-up; and, with a writable upper, its name there.
     place: RwLock<Place>,
@@ -74,7 +102,9 @@ pub struct Node {
     lookups: AtomicU64,
     /// A hard-linked file: the other places the kernel looked it up by, so that when the name
     /// in `place` goes, the node can move to one that still holds the file.
-    links: RwLock<Vec<Place>>,
+    /// Boxed: only hard-linked files with a writable upper have any, and an empty `Vec` in
+    /// every node cost 16 bytes more than a `None`.
+    links: RwLock<Option<Box<[Place]>>>,
 }
 
 /// A node's parent and name.
@@ -90,7 +120,7 @@ impl Node {
         self.layers.read()[0]
     }
 
-    pub fn layers(&self) -> Arc<[LayerRef]> {
+    pub fn layers(&self) -> LayerList {
         self.layers.read().clone()
     }
 
@@ -148,16 +178,22 @@ impl Node {
             return;
         }
         let mut links = self.links.write();
-        if !links.iter().any(same) {
-            links.push(at.clone());
+        if !links.iter().flat_map(|l| l.iter()).any(same) {
+            let mut list = links.take().map(Vec::from).unwrap_or_default();
+            list.push(at.clone());
+            *links = Some(list.into_boxed_slice());
         }
     }
 
     /// The other places of a hard-linked object, forgetting `name` in `parent` (which goes).
     pub fn links_but(&self, parent: Ino, name: &OsStr) -> Vec<Place> {
         let mut links = self.links.write();
-        links.retain(|p| p.parent != parent || p.name.as_deref() != Some(name));
-        links.clone()
+        let mut list = links.take().map(Vec::from).unwrap_or_default();
+        list.retain(|p| p.parent != parent || p.name.as_deref() != Some(name));
+        if !list.is_empty() {
+            *links = Some(list.clone().into_boxed_slice());
+        }
+        list
     }
 
     fn new(ino: Ino, st_ino: u64, kind: Kind, layers: Vec<LayerRef>, place: Place) -> Node {
@@ -170,7 +206,7 @@ impl Node {
             listing: RwLock::new(None),
             version: AtomicU64::new(0),
             lookups: AtomicU64::new(0),
-            links: RwLock::new(Vec::new()),
+            links: RwLock::new(None),
         }
     }
 }

@@ -153,7 +153,14 @@ fn inode_numbers_are_stable_and_shared_by_hardlinks() {
     // The listing reports the same inode numbers as stat.
     let fh = u.opendir(ROOT_INO).unwrap();
     let listing = u.listing(fh).unwrap();
-    let listed = |n: &str| listing.entries.iter().find(|e| e.name == n).unwrap().st_ino;
+    let listed = |n: &str| {
+        listing
+            .entries
+            .iter()
+            .find(|e| *e.name == *n)
+            .unwrap()
+            .st_ino
+    };
     assert_eq!(listed("a"), a.1.st_ino);
     assert_eq!(listed("c"), c2.1.st_ino);
 }
