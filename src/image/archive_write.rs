@@ -19,7 +19,6 @@ use std::fmt;
 use std::fs::File;
 use std::io::{self, BufReader, Read, Seek, SeekFrom, Write};
 
-use serde::Serialize;
 use sha2::{Digest as _, Sha256};
 
 use super::oci::{ImageConfig, OCI_CONFIG, OCI_INDEX, OCI_MANIFEST, REF_NAME};
@@ -27,8 +26,11 @@ use super::reference::normalize_repo_tag;
 use super::{Image, sha256_of};
 use crate::layer::blob::{BlobRef, Compression, Digest, LayerSource};
 
+mod docs;
 #[cfg(test)]
 mod tests;
+
+use docs::{Descriptor, ManifestItem, OciIndex, OciManifest, Platform, to_json};
 
 /// The media type of an uncompressed layer in the OCI manifests (what Docker 25 writes).
 const OCI_LAYER_TAR: &str = "application/vnd.oci.image.layer.v1.tar";
@@ -737,92 +739,4 @@ fn append_layer<W: Write>(
 
 fn blob_path(digest: &Digest) -> String {
     format!("blobs/sha256/{}", digest.hex())
-}
-
-fn to_json<T: Serialize>(value: &T) -> Vec<u8> {
-    // Serialising these plain structs and maps of strings cannot fail.
-    serde_json::to_vec(value).unwrap_or_default()
-}
-
-/// One image of `manifest.json` (field names and order as docker writes them).
-#[derive(Serialize)]
-#[serde(rename_all = "PascalCase")]
-struct ManifestItem {
-    config: String,
-    /// `null` for an untagged image, as docker writes it.
-    repo_tags: Option<Vec<String>>,
-    layers: Vec<String>,
-}
-
-/// A descriptor, fields in the order of the OCI Go types docker marshals.
-#[derive(Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-struct Descriptor {
-    media_type: &'static str,
-    digest: String,
-    size: u64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    annotations: Option<BTreeMap<&'static str, String>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    platform: Option<Platform>,
-}
-
-impl Descriptor {
-    fn new(media_type: &'static str, digest: &Digest, size: u64) -> Descriptor {
-        Descriptor {
-            media_type,
-            digest: digest.to_string(),
-            size,
-            annotations: None,
-            platform: None,
-        }
-    }
-}
-
-#[derive(Clone, Serialize)]
-struct Platform {
-    architecture: String,
-    os: String,
-    #[serde(rename = "os.version", skip_serializing_if = "Option::is_none")]
-    os_version: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    variant: Option<String>,
-}
-
-impl Platform {
-    /// The platform a config declares (`architecture`, `os`, `os.version`, `variant`).
-    fn of(config: &[u8]) -> Result<Platform, String> {
-        let value: serde_json::Value =
-            serde_json::from_slice(config).map_err(|e| format!("invalid JSON: {e}"))?;
-        let field = |name: &str| {
-            value
-                .get(name)
-                .and_then(serde_json::Value::as_str)
-                .filter(|s| !s.is_empty())
-                .map(str::to_string)
-        };
-        Ok(Platform {
-            architecture: field("architecture").unwrap_or_default(),
-            os: field("os").unwrap_or_default(),
-            os_version: field("os.version"),
-            variant: field("variant"),
-        })
-    }
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct OciManifest {
-    schema_version: u32,
-    media_type: &'static str,
-    config: Descriptor,
-    layers: Vec<Descriptor>,
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct OciIndex {
-    schema_version: u32,
-    media_type: &'static str,
-    manifests: Vec<Descriptor>,
 }

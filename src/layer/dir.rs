@@ -10,7 +10,7 @@
 use std::collections::HashSet;
 use std::ffi::{CStr, CString, OsStr, OsString};
 use std::fs::File;
-use std::hash::{BuildHasher, RandomState};
+use std::hash::RandomState;
 use std::io;
 use std::num::NonZeroUsize;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -27,122 +27,16 @@ use rustix::fs::{AtFlags, FileType, Mode, OFlags, ResolveFlags, Stat};
 use super::whiteout::{self, OciName};
 use super::{Attr, DirEntry, Entry, FileData, FsStats, Kind, Layer, NodeId, Timespec};
 
+mod names;
+
+use names::{Interner, NodePath, slot_of};
+
 const ROOT: NodeId = 0;
-
-/// One interned object of the layer: its parent and its own name (the root has neither).
-/// Cloned out of the interner for each request (the name is shared, not copied).
-#[derive(Clone)]
-struct NodePath {
-    parent: NodeId,
-    name: Arc<CStr>,
-    /// Bumped each time the slot is given to a new name: part of the node id, so an id of a
-    /// forgotten name never reaches the name that reuses its slot.
-    generation: u32,
-}
-
-/// A node id is its slot in [`Interner::nodes`] (low 32 bits) and that slot's generation.
-fn slot_of(id: NodeId) -> usize {
-    (id & 0xffff_ffff) as usize
-}
-
-fn node_id(slot: usize, generation: u32) -> NodeId {
-    (u64::from(generation) << 32) | slot as u64
-}
 
 /// Directory descriptors kept open per layer. Resolving a path from the layer root on every
 /// request cost a path walk per syscall; with the parent's descriptor at hand a lookup is one
 /// `statat`. Bounded, because a large tree has more directories than a process may keep open.
 const DIR_FD_CACHE: usize = 1024;
-
-/// Layer-local node ids handed out for paths: an id means the same path until the name is
-/// forgotten (unlinked, replaced), after which it names nothing. Each name is stored once:
-/// the index holds only ids and compares through `nodes` (a map keyed by `(parent, name)`
-/// kept a second copy of every name, about a third of the daemon's memory after a walk of a
-/// large tree). Slots of forgotten names are reused, so an upper that churns through
-/// create/unlink does not grow the table.
-struct Interner {
-    nodes: Vec<NodePath>,
-    by_name: HashTable<NodeId>,
-    hasher: RandomState,
-    /// Slots of forgotten names, to reuse.
-    free: Vec<usize>,
-}
-
-impl Interner {
-    fn hash(hasher: &RandomState, parent: NodeId, name: &[u8]) -> u64 {
-        hasher.hash_one((parent, name))
-    }
-
-    fn find(&self, parent: NodeId, name: &[u8]) -> Option<NodeId> {
-        let nodes = &self.nodes;
-        let hash = Self::hash(&self.hasher, parent, name);
-        self.by_name
-            .find(hash, |&id| is_named(nodes, id, parent, name))
-            .copied()
-    }
-
-    fn insert(&mut self, parent: NodeId, name: Arc<CStr>) -> NodeId {
-        let hash = Self::hash(&self.hasher, parent, name.to_bytes());
-        let id = match self.free.pop() {
-            Some(slot) => {
-                let generation = self.nodes[slot].generation.wrapping_add(1);
-                self.nodes[slot] = NodePath {
-                    parent,
-                    name,
-                    generation,
-                };
-                node_id(slot, generation)
-            }
-            None => {
-                self.nodes.push(NodePath {
-                    parent,
-                    name,
-                    generation: 0,
-                });
-                node_id(self.nodes.len() - 1, 0)
-            }
-        };
-        self.index(hash, id);
-        id
-    }
-
-    fn index(&mut self, hash: u64, id: NodeId) {
-        let Interner {
-            nodes,
-            by_name,
-            hasher,
-            ..
-        } = self;
-        by_name.insert_unique(hash, id, |&i| {
-            let n = &nodes[slot_of(i)];
-            Self::hash(hasher, n.parent, n.name.to_bytes())
-        });
-    }
-
-    /// The live entry of `id`, if its name is not forgotten.
-    fn get(&self, id: NodeId) -> Option<&NodePath> {
-        self.nodes
-            .get(slot_of(id))
-            .filter(|n| node_id(slot_of(id), n.generation) == id && !n.name.is_empty())
-    }
-
-    /// Takes `name` in `parent` out of the index; its id stays allocated.
-    fn remove(&mut self, parent: NodeId, name: &[u8]) -> Option<NodeId> {
-        let nodes = &self.nodes;
-        let hash = Self::hash(&self.hasher, parent, name);
-        let entry = self
-            .by_name
-            .find_entry(hash, |&id| is_named(nodes, id, parent, name))
-            .ok()?;
-        Some(entry.remove().0)
-    }
-}
-
-fn is_named(nodes: &[NodePath], id: NodeId, parent: NodeId, name: &[u8]) -> bool {
-    nodes
-        .get(slot_of(id))
-        .is_some_and(|n| n.parent == parent && n.name.to_bytes() == name)
-}
 
 /// An extracted directory tree.
 pub struct DirLayer {
