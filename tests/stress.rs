@@ -27,6 +27,7 @@ use std::collections::BTreeMap;
 use std::fs::{self, OpenOptions};
 use std::io::{Read, Write};
 use std::path::Path;
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
@@ -393,6 +394,10 @@ fn concurrent_mixed_operations_stay_consistent() {
         um.stderr_text()
     );
     check_flat(&samples, idle);
+    let (entries, pruned) = prune_deep(um.path());
+    eprintln!(
+        "  tree at the end: {entries} entries; {pruned} directories deeper than {PRUNE_DEPTH} levels cut"
+    );
 
     // A clean unmount, an empty staging area, and an upper that means the same to both.
     let status = um.unmount_and_wait();
@@ -430,6 +435,41 @@ fn mount(layers: &[&Path], upper: &Path, work: &Path, mnt: &Path) -> UnionMount 
     );
     let args = ["-f".as_ref(), "-o".as_ref(), opt.as_ref(), mnt.as_os_str()];
     UnionMount::start_with_env(&args, &[("RUST_LOG", &log)], mnt)
+}
+
+/// Where the final comparison stops looking.
+const PRUNE_DEPTH: usize = 6;
+
+/// Random directory renames nest the tree without bound over a long run (a directory moved
+/// into a slot, that slot's parent moved into another, ...): after ten minutes paths passed
+/// PATH_MAX and the snapshot's `lstat` failed. Counts the tree (find(1) walks any depth),
+/// then removes, through the mount, every directory below `PRUNE_DEPTH` (rm(1) too walks any
+/// depth), so the snapshots of the final comparison stay within PATH_MAX. Returns (entries
+/// before, directories cut).
+fn prune_deep(mnt: &Path) -> (usize, usize) {
+    let find = |args: &[&str]| -> Vec<String> {
+        let out = Command::new("find")
+            .arg(mnt)
+            .args(args)
+            .output()
+            .expect("run find");
+        assert!(out.status.success(), "find {args:?}: {out:?}");
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(str::to_string)
+            .collect()
+    };
+    let entries = find(&[]).len();
+    let depth = PRUNE_DEPTH.to_string();
+    let deep = find(&["-mindepth", &depth, "-maxdepth", &depth, "-type", "d"]);
+    for dir in &deep {
+        let status = Command::new("rm")
+            .args(["-rf", dir])
+            .status()
+            .expect("run rm");
+        assert!(status.success(), "rm -rf {dir}");
+    }
+    (entries, deep.len())
 }
 
 /// The late samples against the early ones: descriptors and memory must not keep growing.
