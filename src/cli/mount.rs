@@ -21,6 +21,11 @@ use crate::layer::tar::IndexCache;
 use crate::mount::{MountConfig, MountError, UpperDirs};
 
 #[derive(Debug, Args)]
+#[command(
+    after_help = "Examples:\n  unionmount mount alpine:3.19 /mnt/alpine          (an image of the store; \
+                        writable)\n  unionmount mount --read-only oci:./layout:v1 /mnt\n  \
+                        unionmount mount --layer base.tar.gz --layer ./app /mnt"
+)]
 pub struct MountArgs {
     /// IMAGE MOUNTPOINT, or MOUNTPOINT alone with --layer. IMAGE is oci:DIR[:TAG],
     /// oci:DIR@sha256:DIGEST or docker-archive:FILE[:NAME:TAG]; MOUNTPOINT is where to mount.

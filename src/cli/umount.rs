@@ -8,6 +8,9 @@ use super::{CliError, StoreArgs};
 use crate::image::store::MountRecord;
 
 #[derive(Debug, Args)]
+#[command(
+    after_help = "Examples:\n  unionmount umount /mnt/alpine\n  unionmount umount -l /mnt/busy"
+)]
 pub struct UmountArgs {
     /// Detach now even if the mount is in use (it goes away when no longer used).
     #[arg(short = 'l', long = "lazy")]
