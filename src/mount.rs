@@ -296,9 +296,15 @@ fn serve(
         // The parent may already be gone (killed); serving goes on regardless.
         let _ = ready.write_all(b"1");
     }
-    session
-        .run()
-        .map_err(|e| MountError::Daemon(format!("serving {}: {e}", mountpoint.display())))
+    match session.run() {
+        // The kernel ends the connection as the mount goes: ENODEV usually, ECONNABORTED when
+        // the unmount (or `umount -l`, or an abort) races a read of /dev/fuse. Either way
+        // there is nothing left to serve, and the daemon ends as cleanly as after ENODEV.
+        Err(e) if e.raw_os_error() == Some(libc::ECONNABORTED) => Ok(()),
+        other => {
+            other.map_err(|e| MountError::Daemon(format!("serving {}: {e}", mountpoint.display())))
+        }
+    }
 }
 
 fn daemonize(

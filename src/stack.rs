@@ -287,9 +287,11 @@ impl Mounted {
                     self.server = Some(Server::Thread(background));
                     return Err(e);
                 }
-                background
-                    .join()
-                    .map_err(|e| MountError::Daemon(format!("serving: {e}")))
+                match background.join() {
+                    // The connection ended with the mount (see `mount::serve`).
+                    Err(e) if e.raw_os_error() == Some(libc::ECONNABORTED) => Ok(()),
+                    other => other.map_err(|e| MountError::Daemon(format!("serving: {e}"))),
+                }
             }
             Server::Child(mut child) => {
                 if let Err(e) = crate::mount::unmount(&self.mountpoint, lazy)
