@@ -28,23 +28,6 @@ use common::*;
 const TIMEOUT: Duration = Duration::from_secs(20);
 const BIG: usize = 4 << 20;
 
-/// splitmix64, for the kill moments.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-}
-
 /// A directory layer, and the entries of a tar layer over it: a small file at the start of
 /// the tar, a big one in the middle, a small one at the end.
 fn layers(tmp: &Path) -> (PathBuf, Vec<Entry>, Vec<u8>) {

@@ -26,9 +26,7 @@ const TIMEOUT: Duration = Duration::from_secs(60);
 const BIG: usize = 40 << 20;
 const KILLS: usize = 12;
 
-/// splitmix64, for the kill moments.
-struct Rng(u64);
-
+/// The kill moments' generator, seeded from `UNIONMOUNT_CRASH_SEED` (hex) when set.
 impl Rng {
     fn seeded(salt: u64) -> Rng {
         let seed = std::env::var("UNIONMOUNT_CRASH_SEED")
@@ -36,18 +34,6 @@ impl Rng {
             .and_then(|s| u64::from_str_radix(s.trim_start_matches("0x"), 16).ok())
             .unwrap_or(0x5707_ec4a);
         Rng(seed ^ salt)
-    }
-
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
     }
 }
 

@@ -7,6 +7,7 @@
 pub mod image;
 pub mod layers;
 pub mod mount;
+pub mod rng;
 pub mod snapshot;
 
 #[allow(unused_imports)]
@@ -15,6 +16,8 @@ pub use image::*;
 pub use layers::*;
 #[allow(unused_imports)]
 pub use mount::*;
+#[allow(unused_imports)]
+pub use rng::Rng;
 #[allow(unused_imports)]
 pub use snapshot::*;
 
