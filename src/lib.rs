@@ -33,6 +33,8 @@ pub mod image;
 pub mod layer;
 pub mod mount;
 pub mod stack;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod union;
 
 pub use stack::{LayerStack, Mounted};

@@ -25,6 +25,9 @@ use crate::layer::{self, Layer, LayerOptions};
 use crate::union::Union;
 use crate::union::upper::Upper;
 
+mod access;
+pub use access::{FUSE_CONF, FUSE_DEVICE, FuseAccess};
+
 /// The file system type shown in /proc/mounts is `fuse.unionmount`.
 pub const FS_TYPE: &str = "unionmount";
 
@@ -191,7 +194,7 @@ pub fn build_writable_union(
     }
 }
 
-pub(crate) fn fuse_config(cfg: &MountConfig) -> Config {
+fn fuse_config(cfg: &MountConfig) -> Config {
     let mut options = vec![
         MountOption::FSName(cfg.fsname.clone()),
         MountOption::Subtype(FS_TYPE.to_string()),
@@ -236,14 +239,36 @@ pub(crate) fn fuse_config(cfg: &MountConfig) -> Config {
 
 /// Mounts and serves until unmounted (foreground), or returns once a daemon serves it.
 pub fn run(cfg: &MountConfig) -> Result<(), MountError> {
-    let mountpoint = check_mountpoint(&cfg.mountpoint)?;
-    if !is_root() && which("fusermount3").is_none() {
-        return Err(MountError::Mount(
-            mountpoint,
-            io::Error::other("not root and fusermount3 is not installed (apt-get install fuse3)"),
-        ));
-    }
     raise_fd_limit();
+    let (session, mountpoint) = open_session(cfg)?;
+    let pid_file = cfg.pid_file.as_deref();
+    if cfg.foreground {
+        serve(session, &mountpoint, None, pid_file)
+    } else {
+        daemonize(session, &mountpoint, pid_file)
+    }
+}
+
+/// Mounts and serves from background threads of this process (the library's
+/// [`crate::LayerStack::mount`]); the mount lives until the session is joined or dropped.
+pub fn run_in_background(
+    cfg: &MountConfig,
+) -> Result<(fuser::BackgroundSession, PathBuf), MountError> {
+    let (session, mountpoint) = open_session(cfg)?;
+    let background = session
+        .spawn()
+        .map_err(|e| MountError::Daemon(format!("cannot start serving: {e}")))?;
+    Ok((background, mountpoint))
+}
+
+/// The one way every mount starts (the CLI's, the library's, a commit's): the mountpoint
+/// and FUSE access are checked, the layers opened, and the kernel mount made; serving is
+/// left to the caller. Returns the session and the absolute mountpoint.
+fn open_session(cfg: &MountConfig) -> Result<(Session<FuseAdapter>, PathBuf), MountError> {
+    let mountpoint = check_mountpoint(&cfg.mountpoint)?;
+    FuseAccess::of_this_process()
+        .check(cfg.allow_other)
+        .map_err(|e| MountError::Mount(mountpoint.clone(), io::Error::other(e)))?;
     let union = build_writable_union(&cfg.layers, cfg.upper.as_ref(), &cfg.layer_options)?;
     let adapter = FuseAdapter::with_options(union, cfg.serve.clone());
     let session = Session::new(adapter, &mountpoint, &fuse_config(cfg))
@@ -253,12 +278,7 @@ pub fn run(cfg: &MountConfig) -> Result<(), MountError> {
         cfg.layers.len(),
         mountpoint.display()
     );
-    let pid_file = cfg.pid_file.as_deref();
-    if cfg.foreground {
-        serve(session, &mountpoint, None, pid_file)
-    } else {
-        daemonize(session, &mountpoint, pid_file)
-    }
+    Ok((session, mountpoint))
 }
 
 /// Runs the session on worker threads until the file system is unmounted; SIGTERM and
@@ -409,13 +429,6 @@ fn raise_fd_limit() {
             warn!("cannot raise the open file limit: {e}");
         }
     }
-}
-
-fn which(prog: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|d| d.join(prog))
-        .find(|p| p.is_file())
 }
 
 /// Unmounts a unionmount mount; `lazy` detaches it even while in use. The daemon serving it

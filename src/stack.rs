@@ -27,7 +27,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::fuse::{FuseAdapter, ServeOptions};
+use crate::fuse::ServeOptions;
 use crate::image::ImageError;
 use crate::layer::LayerOptions;
 use crate::layer::blob::LayerSource;
@@ -45,7 +45,13 @@ pub struct LayerStack {
     options: LayerOptions,
     serve: ServeOptions,
     allow_other: bool,
+    described: Scratch,
 }
+
+/// Directories the stack wrote itself (described layers, see `layer_from`), kept until the
+/// mount that reads them is gone.
+#[derive(Clone, Debug, Default)]
+struct Scratch(#[cfg(feature = "testing")] Vec<std::sync::Arc<tempfile::TempDir>>);
 
 impl LayerStack {
     pub fn new() -> LayerStack {
@@ -59,6 +65,39 @@ impl LayerStack {
         self.words.push(format!("--layer\0{}", path.display()));
         self.layers.push(LayerSource::Path(path));
         self
+    }
+
+    /// Adds a layer on top written from a literal description (see [`crate::testing`]) in
+    /// the given form, into a temporary directory that is removed once the mount ends.
+    ///
+    /// ```no_run
+    /// use unionmount::LayerStack;
+    /// use unionmount::testing::{Form, file, whiteout};
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let mounted = LayerStack::new()
+    ///     .layer_from(&[file("etc/motd", "base\n"), file("etc/old", "x")], Form::Tar)?
+    ///     .layer_from(&[whiteout("etc/old")], Form::OciDir)?
+    ///     .mount("/mnt/merged")?;
+    /// assert!(!mounted.path().join("etc/old").exists());
+    /// # Ok(()) }
+    /// ```
+    #[cfg(feature = "testing")]
+    pub fn layer_from(
+        mut self,
+        entries: &[crate::testing::Entry],
+        form: crate::testing::Form,
+    ) -> io::Result<LayerStack> {
+        let dir = tempfile::Builder::new()
+            .prefix("unionmount-layer.")
+            .tempdir()?;
+        let name = match form {
+            crate::testing::Form::Tar => "layer.tar",
+            _ => "layer",
+        };
+        let path = crate::testing::write_layer(&dir.path().join(name), form, entries)?;
+        self.described.0.push(std::sync::Arc::new(dir));
+        Ok(self.layer(path))
     }
 
     /// Adds the layers of an image on top: `oci:DIR[:TAG]` or
@@ -103,7 +142,11 @@ impl LayerStack {
         self
     }
 
-    fn config(&self, mountpoint: &Path) -> Result<MountConfig, MountError> {
+    /// The mount configuration this stack describes: the one [`crate::mount::run`] (the
+    /// command line's path) and [`LayerStack::mount`] both mount from. Creates the upper and
+    /// work directories if missing.
+    pub fn config(&self, mountpoint: impl AsRef<Path>) -> Result<MountConfig, MountError> {
+        let mountpoint = crate::mount::check_mountpoint(mountpoint.as_ref())?;
         if self.layers.is_empty() {
             return Err(MountError::Layer("no layers to mount".into()));
         }
@@ -120,7 +163,7 @@ impl LayerStack {
         Ok(MountConfig {
             layers: self.layers.iter().rev().cloned().collect(),
             layer_options: self.options.clone(),
-            mountpoint: mountpoint.to_path_buf(),
+            mountpoint,
             foreground: true,
             upper,
             fsname: "unionmount".into(),
@@ -133,23 +176,18 @@ impl LayerStack {
 
     /// Mounts at `mountpoint` (an existing, empty directory), served by a background thread
     /// of this process until the guard is dropped or [`Mounted::unmount`] is called.
+    ///
+    /// Without root this mounts through `fusermount3`, as `unionmount mount` does; when FUSE
+    /// cannot be used (no `/dev/fuse`, not accessible to this user, no `fusermount3`, or
+    /// [`LayerStack::allow_other`] without `user_allow_other` in `/etc/fuse.conf`) the error
+    /// says which and how to fix it.
     pub fn mount(self, mountpoint: impl AsRef<Path>) -> Result<Mounted, MountError> {
-        let mountpoint = crate::mount::check_mountpoint(mountpoint.as_ref())?;
-        let cfg = self.config(&mountpoint)?;
-        let union = crate::mount::build_writable_union(
-            &cfg.layers,
-            cfg.upper.as_ref(),
-            &cfg.layer_options,
-        )?;
-        let adapter = FuseAdapter::with_options(union, cfg.serve.clone());
-        let session = fuser::Session::new(adapter, &mountpoint, &crate::mount::fuse_config(&cfg))
-            .map_err(|e| MountError::Mount(mountpoint.clone(), e))?;
-        let background = session
-            .spawn()
-            .map_err(|e| MountError::Daemon(format!("cannot start serving: {e}")))?;
+        let cfg = self.config(mountpoint)?;
+        let (background, mountpoint) = crate::mount::run_in_background(&cfg)?;
         Ok(Mounted {
             mountpoint,
             server: Some(Server::Thread(background)),
+            _layers: self.described,
         })
     }
 
@@ -230,6 +268,7 @@ impl LayerStack {
         Ok(Mounted {
             mountpoint,
             server: Some(Server::Child(child)),
+            _layers: self.described,
         })
     }
 }
@@ -253,6 +292,8 @@ enum Server {
 pub struct Mounted {
     mountpoint: PathBuf,
     server: Option<Server>,
+    /// Dropped after `drop` has unmounted.
+    _layers: Scratch,
 }
 
 impl std::fmt::Debug for Mounted {

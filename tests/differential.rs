@@ -412,10 +412,9 @@ fn gnu_tar_gnu_format_layers_match_kernel() {
         .into_iter()
         .map(|l| {
             l.into_iter()
-                .map(|mut e| {
-                    e.xattrs.clear();
-                    e.mtime.1 = 0;
-                    e
+                .map(|e| {
+                    let secs = e.modified().0;
+                    e.without_xattrs().mtime(secs, 0)
                 })
                 .collect()
         })
