@@ -1,34 +1,50 @@
-//! How a test uses unionmount: build two small layers in a temp dir, mount them writable,
-//! check what the merged tree shows, and let the guard unmount (even if an assert fails).
-//! `cargo run --example test_fixture` (as root, or with fusermount3 installed).
+//! How a test uses unionmount: describe two small layers, mount them writable, check what
+//! the merged tree shows, and let the guard unmount (even if an assert fails).
+//! `cargo run --example test_fixture` (as root, or with fusermount3 installed); needs the
+//! `testing` feature, which this crate's own examples and tests always have.
 
 use std::fs;
 
 use unionmount::LayerStack;
+use unionmount::testing::{Form, file, opaque, symlink, whiteout};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let tmp = std::env::temp_dir().join(format!("unionmount-fixture-{}", std::process::id()));
-    let (base, top, mnt) = (tmp.join("base"), tmp.join("top"), tmp.join("mnt"));
-    fs::create_dir_all(base.join("etc"))?;
-    fs::create_dir_all(top.join("etc"))?;
+    let mnt = tmp.join("mnt");
     fs::create_dir_all(&mnt)?;
-    fs::write(base.join("etc/config"), "old\n")?;
-    fs::write(base.join("etc/removed"), "x\n")?;
-    fs::write(top.join("etc/config"), "new\n")?;
-    fs::write(top.join("etc/.wh.removed"), "")?; // an OCI whiteout
     {
         let mounted = LayerStack::new()
-            .layer(&base)
-            .layer(&top)
+            // The base image, as a tar layer.
+            .layer_from(
+                &[
+                    file("etc/config", "old\n"),
+                    file("etc/removed", "x\n"),
+                    file("var/cache/stale", "stale\n"),
+                    file("usr/bin/tool", "#!/bin/sh\n").mode(0o755),
+                ],
+                Form::Tar,
+            )?
+            // A layer on top, as containers/storage keeps it in a directory.
+            .layer_from(
+                &[
+                    file("etc/config", "new\n")
+                        .owner(0, 0)
+                        .mtime(1_700_000_000, 0),
+                    whiteout("etc/removed"),
+                    opaque("var/cache"),
+                    symlink("bin", "usr/bin"),
+                ],
+                Form::OciDir,
+            )?
             .writable(tmp.join("upper"), tmp.join("work"))
             .mount(&mnt)?;
-        assert_eq!(
-            fs::read_to_string(mounted.path().join("etc/config"))?,
-            "new\n"
-        );
-        assert!(!mounted.path().join("etc/removed").exists());
-        fs::write(mounted.path().join("etc/written"), "by the test\n")?;
-    } // unmounted here
+        let m = mounted.path();
+        assert_eq!(fs::read_to_string(m.join("etc/config"))?, "new\n");
+        assert!(!m.join("etc/removed").exists());
+        assert!(fs::read_dir(m.join("var/cache"))?.next().is_none());
+        assert!(m.join("bin/tool").exists());
+        fs::write(m.join("etc/written"), "by the test\n")?;
+    } // unmounted here; the described layers are removed too
     assert!(tmp.join("upper/etc/written").exists());
     fs::remove_dir_all(&tmp)?;
     println!("ok");

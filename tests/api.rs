@@ -1,10 +1,12 @@
-//! The library as a downstream crate uses it: only `unionmount::{LayerStack, Mounted}` and
-//! what they return, no test helpers. Needs root (or fusermount3) and /dev/fuse.
+//! The library as a downstream crate uses it: only the public API (`LayerStack`, `Mounted`,
+//! the `testing` feature's layer descriptions), none of tests/common. Needs root (or
+//! fusermount3) and /dev/fuse.
 
 use std::fs;
 use std::path::Path;
 
 use unionmount::LayerStack;
+use unionmount::testing::{Form, dir, file, hardlink, opaque, symlink, whiteout, write_stack};
 
 fn fuse_usable() -> bool {
     let root = fs::read_to_string("/proc/self/status")
@@ -135,4 +137,81 @@ fn images_are_layers_too() {
     assert!(mounted.path().join("etc/os-release").exists());
     let err = LayerStack::new().image("oci:/nowhere:latest").unwrap_err();
     assert!(err.to_string().contains("/nowhere"), "{err}");
+}
+
+#[test]
+fn described_layers_mount_in_every_form() {
+    if !fuse_usable() {
+        return;
+    }
+    let base = [
+        file("etc/motd", "base\n").mode(0o600).owner(1, 2),
+        file("etc/gone", "gone\n"),
+        file("var/cache/old", "old\n"),
+        file("usr/lib/a", "a\n"),
+        hardlink("usr/lib/b", "usr/lib/a"),
+    ];
+    let top = [
+        file("etc/motd", "top\n").xattr("user.k", "v"),
+        whiteout("etc/gone"),
+        opaque("var/cache"),
+        dir("empty").mode(0o700),
+        symlink("lib", "usr/lib"),
+    ];
+    let tmp = tempfile::tempdir().unwrap();
+    for (i, (form_low, form_top)) in [
+        (Form::Tar, Form::Tar),
+        (Form::OciDir, Form::OverlayDir),
+        (Form::OverlayDir, Form::OciDir),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mnt = tmp.path().join(format!("mnt{i}"));
+        fs::create_dir(&mnt).unwrap();
+        let mounted = LayerStack::new()
+            .layer_from(&base, form_low)
+            .unwrap()
+            .layer_from(&top, form_top)
+            .unwrap()
+            .mount(&mnt)
+            .unwrap();
+        let m = mounted.path();
+        let what = format!("{form_low:?} under {form_top:?}");
+        assert_eq!(
+            fs::read_to_string(m.join("etc/motd")).unwrap(),
+            "top\n",
+            "{what}"
+        );
+        assert!(!m.join("etc/gone").exists(), "{what}");
+        assert_eq!(
+            fs::read_dir(m.join("var/cache")).unwrap().count(),
+            0,
+            "{what}"
+        );
+        assert_eq!(
+            fs::read_to_string(m.join("lib/b")).unwrap(),
+            "a\n",
+            "{what}"
+        );
+        use std::os::unix::fs::MetadataExt;
+        let (a, b) = (
+            fs::metadata(m.join("usr/lib/a")).unwrap(),
+            fs::metadata(m.join("usr/lib/b")).unwrap(),
+        );
+        assert_eq!((a.ino(), a.nlink()), (b.ino(), 2), "{what}: hard links");
+        assert_eq!(
+            fs::metadata(m.join("empty")).unwrap().mode() & 0o7777,
+            0o700
+        );
+        drop(mounted);
+        assert!(!is_mounted(&mnt));
+    }
+
+    // The same descriptions, written where the test wants them.
+    let stack = write_stack(tmp.path(), Form::Tar, &[base.to_vec(), top.to_vec()]).unwrap();
+    assert_eq!(stack.len(), 2);
+    assert!(stack.iter().all(|p| p.is_file()));
+    let err = write_stack(tmp.path(), Form::Tar, &[vec![hardlink("x", "nowhere")]]).unwrap_err();
+    assert!(err.to_string().contains("nowhere"), "{err}");
 }

@@ -81,7 +81,7 @@ pub enum Kind {
     BlockDev(u32, u32),
 }
 
-/// One entry of a layer description. Made with [`file`], [`dir`], [`opaque`], [`symlink`],
+/// One entry of a layer description. Made with [`file()`], [`dir`], [`opaque`], [`symlink`],
 /// [`hardlink`], [`whiteout`], [`fifo`], [`chardev`], [`blockdev`] or [`root`], and refined
 /// with the chained setters.
 ///
