@@ -6,7 +6,8 @@
 //! archives) into layer sources. [`cli`] turns command lines into mount configurations.
 //!
 //! As a library, [`LayerStack`] mounts a stack of layers at a path and returns a [`Mounted`]
-//! guard that unmounts when dropped, also while a failing test unwinds:
+//! guard that unmounts when dropped, also while a failing test unwinds (with the `testing`
+//! feature, the `testing` module builds its layers from a short literal description):
 //!
 //! ```
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -8,6 +8,13 @@
 //! foreground, so the mount survives a crash of the caller's own code only as long as the
 //! child lives, and a daemon error is reported with its message.
 //!
+//! Both mount the way `unionmount mount` does: a [`LayerStack`] is a builder of the same
+//! [`MountConfig`] the command line builds, and every mount starts in one place in
+//! [`crate::mount`]. Without root that is through `fusermount3`; a test that would rather
+//! skip than fail where FUSE cannot be used asks first with
+//! [`FuseAccess::of_this_process`](crate::mount::FuseAccess::of_this_process)`.check(false)`,
+//! whose error says what is missing and how to fix it.
+//!
 //! ```no_run
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! use unionmount::LayerStack;

@@ -408,6 +408,33 @@ fn nobody_writes_through_the_library() {
         fs::read_to_string(upper.join("etc/motd")).expect("read"),
         "motd\nmore\n"
     );
+
+    // allow_other is the user's only with `user_allow_other` in /etc/fuse.conf; without it
+    // the library refuses in one line naming the file, before any mount is tried.
+    let conf = fs::read_to_string(unionmount::mount::FUSE_CONF).unwrap_or_default();
+    let allowed = conf
+        .lines()
+        .any(|l| l.split('#').next().unwrap_or("").trim() == "user_allow_other");
+    let result = unionmount::LayerStack::new()
+        .layer_from(&[file("f", "f")], Form::Tar)
+        .expect("layer")
+        .allow_other(true)
+        .mount(&mnt);
+    match result {
+        Ok(mounted) => {
+            assert!(allowed, "allow_other without user_allow_other was mounted");
+            mounted.unmount().expect("unmount");
+        }
+        Err(e) => {
+            assert!(!allowed, "allow_other refused although allowed: {e}");
+            let e = e.to_string();
+            assert!(
+                e.contains("user_allow_other") && e.contains("/etc/fuse.conf"),
+                "{e}"
+            );
+        }
+    }
+    assert!(!is_fuse_mount(&mnt));
 }
 
 #[test]
