@@ -15,10 +15,10 @@ use std::process::{Command, Output};
 
 /// `sh -c SCRIPT` as root in a new mount namespace (private propagation, so nothing made
 /// there is seen outside). `$UM` is the binary, `$AS_NOBODY` runs a command as uid 65534.
-fn in_own_mount_ns(script: &str, env: &[(&str, &str)]) -> Output {
+fn in_own_mount_ns(script: &str, env: &[(&str, &str)], tmp: &Path) -> Output {
     Command::new("unshare")
         .args(["--mount", "--propagation", "private", "sh", "-c", script])
-        .env("UM", unionmount_bin())
+        .env("UM", runnable_by_anyone(Path::new(unionmount_bin()), tmp))
         .env(
             "AS_NOBODY",
             "setpriv --reuid=65534 --regid=65534 --clear-groups --",
@@ -90,7 +90,7 @@ fn a_fuse_device_the_user_cannot_open_names_the_fix() {
         "mount --bind {} /dev/fuse && $AS_NOBODY $UM mount --layer {layer} {mnt}",
         dev.display()
     );
-    let out = in_own_mount_ns(&script, &[]);
+    let out = in_own_mount_ns(&script, &[], tmp.path());
     assert_refused(
         "mode 0600",
         &out,
@@ -110,10 +110,10 @@ fn a_missing_fuse_device_says_to_load_the_module() {
     if !tools_or_skip() {
         return;
     }
-    let (_tmp, layer, mnt) = fixture();
+    let (tmp, layer, mnt) = fixture();
     // An empty /dev, as in a container started without the device.
     let script = format!("mount -t tmpfs none /dev && $AS_NOBODY $UM mount --layer {layer} {mnt}");
-    let out = in_own_mount_ns(&script, &[]);
+    let out = in_own_mount_ns(&script, &[], tmp.path());
     assert_refused(
         "no device",
         &out,
@@ -121,7 +121,7 @@ fn a_missing_fuse_device_says_to_load_the_module() {
     );
     // Root too: it mounts without fusermount3, but not without the device.
     let script = format!("mount -t tmpfs none /dev && $UM mount --layer {layer} {mnt}");
-    let out = in_own_mount_ns(&script, &[]);
+    let out = in_own_mount_ns(&script, &[], tmp.path());
     assert_refused("no device, root", &out, &["/dev/fuse does not exist"]);
 }
 
@@ -130,7 +130,7 @@ fn a_missing_fusermount3_says_to_install_fuse3() {
     if !tools_or_skip() {
         return;
     }
-    let (_tmp, layer, mnt) = fixture();
+    let (tmp, layer, mnt) = fixture();
     let Some(fusermount) = ["/usr/bin/fusermount3", "/bin/fusermount3"]
         .into_iter()
         .find(|p| Path::new(p).is_file())
@@ -146,7 +146,7 @@ fn a_missing_fusermount3_says_to_install_fuse3() {
     let script = format!(
         "mount --bind /dev/null {fusermount} && $AS_NOBODY $UM mount --layer {layer} {mnt}"
     );
-    let out = in_own_mount_ns(&script, &[]);
+    let out = in_own_mount_ns(&script, &[], tmp.path());
     assert_refused(
         "no fusermount3",
         &out,
@@ -156,6 +156,7 @@ fn a_missing_fusermount3_says_to_install_fuse3() {
     let out = in_own_mount_ns(
         &format!("$AS_NOBODY $UM mount --layer {layer} {mnt}"),
         &[("FUSERMOUNT_PATH", "/nonexistent/fusermount3")],
+        tmp.path(),
     );
     assert_refused(
         "FUSERMOUNT_PATH",
@@ -177,7 +178,7 @@ fn allow_other_without_user_allow_other_names_fuse_conf() {
         "mount --bind {} /etc/fuse.conf && $AS_NOBODY $UM -o {opts} {mnt}",
         conf.display()
     );
-    let out = in_own_mount_ns(&script, &[]);
+    let out = in_own_mount_ns(&script, &[], tmp.path());
     assert_refused(
         "allow_other",
         &out,
@@ -192,7 +193,7 @@ fn allow_other_without_user_allow_other_names_fuse_conf() {
          cat {mnt}/f",
         conf = conf.display()
     );
-    let out = in_own_mount_ns(&script, &[]);
+    let out = in_own_mount_ns(&script, &[], tmp.path());
     assert!(
         out.status.success(),
         "allow_other with user_allow_other: {out:?}"

@@ -83,7 +83,8 @@ fn an_ordinary_user_writes_an_upper_the_kernel_reads_with_userxattr() {
         chown_nobody(p);
     }
 
-    let bin = unionmount_bin();
+    let bin = runnable_by_anyone(Path::new(unionmount_bin()), tmp.path());
+    let bin = bin.to_str().expect("utf-8");
     let (l, u, w, m) = (
         lower[0].to_str().expect("utf-8"),
         upper.to_str().expect("utf-8"),
@@ -190,7 +191,7 @@ const NOBODY_ENV: &str = "UNIONMOUNT_TEST_AS_NOBODY";
 /// Runs the test `name` of this binary as uid 65534, with `NOBODY_ENV` set to `dir`, and
 /// fails with its output if it fails.
 fn run_self_as_nobody(name: &str, dir: &Path) {
-    let exe = std::env::current_exe().expect("current_exe");
+    let exe = runnable_by_anyone(&std::env::current_exe().expect("current_exe"), dir);
     let out = Command::new("setpriv")
         .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
         .arg(&exe)
@@ -479,7 +480,7 @@ fn in_a_user_namespace_uidmapping_and_gidmapping_map_owners() {
          trap '{bin} umount {mnt}' EXIT
          stat -c '%u:%g %n' {mnt}/by1000 {mnt}/by0 {mnt}
          cat {mnt}/by1000",
-        bin = unionmount_bin(),
+        bin = runnable_by_anyone(Path::new(unionmount_bin()), tmp.path()).display(),
         tar = tar.display(),
         mnt = mnt.display(),
     );

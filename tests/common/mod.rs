@@ -222,3 +222,21 @@ pub fn raw_readdir(dir: &Path) -> Vec<String> {
     unsafe { libc::closedir(d) };
     out
 }
+
+/// A copy of the program `exe` in `dir` that any user may run, for tests that run programs
+/// as another user: the build directory may be where only root can reach (a checkout under
+/// /root). `dir` must be searchable by that user. Copied by `cp` in a process of its own, so
+/// no other thread's child can inherit a write descriptor of the copy and make running it
+/// fail with ETXTBSY.
+pub fn runnable_by_anyone(exe: &Path, dir: &Path) -> PathBuf {
+    let copy = dir.join(exe.file_name().expect("a program file name"));
+    let status = std::process::Command::new("cp")
+        .arg(exe)
+        .arg(&copy)
+        .status()
+        .expect("run cp");
+    assert!(status.success(), "cp {} {}", exe.display(), copy.display());
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    copy
+}
