@@ -1,5 +1,5 @@
-//! Mounting a union: checks of the mountpoint, the FUSE session, daemonising, signals and
-//! unmounting.
+//! Mounting a union: checks of the mountpoint and of FUSE access (`access`), the FUSE
+//! session, daemonising, signals and unmounting.
 //!
 //! Order matters for daemonising (threads do not survive fork): the session is created (the
 //! kernel mount exists and the INIT handshake is done) in the one-threaded parent; then the
