@@ -26,6 +26,7 @@ use crate::union::Union;
 use crate::union::upper::Upper;
 
 mod access;
+pub mod pid;
 pub use access::{FUSE_CONF, FUSE_DEVICE, FuseAccess};
 
 /// The file system type shown in /proc/mounts is `fuse.unionmount`.
@@ -308,7 +309,7 @@ fn serve(
         })
         .map_err(|e| MountError::Daemon(format!("cannot start the signal thread: {e}")))?;
     if let Some(path) = pid_file
-        && let Err(e) = std::fs::write(path, format!("{}\n", std::process::id()))
+        && let Err(e) = std::fs::write(path, pid::record(std::process::id()))
     {
         warn!("{}: {e}", path.display());
     }

@@ -128,8 +128,8 @@ pub fn run_rm(args: RmArgs) -> Result<(), CliError> {
                     )));
                 }
                 crate::mount::unmount(&record.state.mountpoint, false)?;
-                if let Some(pid) = record.pid {
-                    super::umount::wait_gone(pid);
+                if record.pid.is_some() {
+                    super::umount::wait_gone(&record);
                 }
             }
             std::fs::remove_dir_all(&record.state.dir)

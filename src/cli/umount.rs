@@ -33,23 +33,22 @@ pub fn run(args: UmountArgs) -> Result<(), CliError> {
             MountRecord::list(&args.store.root())
                 .ok()?
                 .into_iter()
-                .find(|r| r.is_live() && r.state.mountpoint == path)?
-                .pid
+                .find(|r| r.is_live() && r.state.mountpoint == path)
         });
     crate::mount::unmount(&args.mountpoint, args.lazy)?;
-    if let Some(pid) = daemon
+    if let Some(record) = daemon
         && !args.lazy
     {
-        wait_gone(pid);
+        wait_gone(&record);
     }
     Ok(())
 }
 
-/// Waits (up to 10 s) for the daemon `pid` to exit after its mount went away.
-pub(crate) fn wait_gone(pid: u32) {
-    let proc = PathBuf::from(format!("/proc/{pid}"));
+/// Waits (up to 10 s) for the daemon of `record` to exit after its mount went away.
+pub(crate) fn wait_gone(record: &MountRecord) {
+    let Some(pid) = record.pid else { return };
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while proc.exists() && std::time::Instant::now() < deadline {
+    while crate::mount::pid::alive(pid, record.start) && std::time::Instant::now() < deadline {
         std::thread::sleep(std::time::Duration::from_millis(5));
     }
 }

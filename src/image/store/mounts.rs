@@ -124,7 +124,10 @@ impl MountState {
         std::fs::write(self.dir.join("origin"), origin)?;
         // Until the daemon writes its own, the mounting process stands for it: a prune that
         // runs meanwhile sees the mount as live.
-        std::fs::write(self.pid_file(), format!("{}\n", std::process::id()))?;
+        std::fs::write(
+            self.pid_file(),
+            crate::mount::pid::record(std::process::id()),
+        )?;
         Ok(fresh)
     }
 
@@ -145,7 +148,10 @@ impl MountState {
             let _ = writeln!(origin, "manifest {manifest}");
         }
         std::fs::write(self.dir.join("origin"), origin)?;
-        std::fs::write(self.pid_file(), format!("{}\n", std::process::id()))
+        std::fs::write(
+            self.pid_file(),
+            crate::mount::pid::record(std::process::id()),
+        )
     }
 
     /// Undoes [`Self::create`] of a fresh directory after a failed mount: removes only what
@@ -168,6 +174,8 @@ pub struct MountRecord {
     pub state: MountState,
     /// The daemon serving it, if one is alive.
     pub pid: Option<u32>,
+    /// The daemon's start time as its pid file gives it (see [`crate::mount::pid`]).
+    pub start: Option<u64>,
 }
 
 impl MountRecord {
@@ -200,11 +208,12 @@ impl MountRecord {
                     _ => {}
                 }
             }
-            let pid = std::fs::read_to_string(state.pid_file())
+            let recorded = std::fs::read_to_string(state.pid_file())
                 .ok()
-                .and_then(|p| p.trim().parse::<u32>().ok());
-            let pid = match pid {
-                Some(pid) if process_alive(pid) => Some(pid),
+                .and_then(|p| crate::mount::pid::parse(&p));
+            let start = recorded.and_then(|(_, start)| start);
+            let pid = match recorded {
+                Some((pid, start)) if crate::mount::pid::alive(pid, start) => Some(pid),
                 Some(_) => {
                     let _ = std::fs::remove_file(state.pid_file());
                     if !state.upper().exists() {
@@ -216,7 +225,7 @@ impl MountRecord {
                 }
                 None => None,
             };
-            records.push(MountRecord { state, pid });
+            records.push(MountRecord { state, pid, start });
         }
         records.sort_by(|a, b| a.state.mountpoint.cmp(&b.state.mountpoint));
         Ok(records)
@@ -225,19 +234,6 @@ impl MountRecord {
     pub fn is_live(&self) -> bool {
         self.pid.is_some()
     }
-}
-
-/// Whether `pid` names a live unionmount process (not a recycled pid of something else).
-fn process_alive(pid: u32) -> bool {
-    let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
-        return false;
-    };
-    let argv0 = cmdline.split(|&b| b == 0).next().unwrap_or_default();
-    let base = argv0.rsplit(|&b| b == b'/').next().unwrap_or_default();
-    // Test binaries run the library in-process; their names start with the crate's.
-    base.starts_with(b"unionmount")
-        || std::fs::read_link(format!("/proc/{pid}/exe"))
-            .is_ok_and(|exe| exe == std::env::current_exe().unwrap_or_default())
 }
 
 /// The image part of a mount's identity: the transport, the layout directory or archive
