@@ -8,6 +8,7 @@
 
 pub mod blob;
 pub mod dir;
+pub mod remote;
 pub mod tar;
 pub mod whiteout;
 
@@ -190,6 +191,15 @@ pub fn open(source: &blob::LayerSource, options: &LayerOptions) -> Result<Arc<dy
         blob::LayerSource::Blob(b) => {
             // A digest error already names the image and the layer; others name the file.
             let layer = tar::TarLayer::open_blob(b, options).map_err(|e| match e {
+                tar::TarError::DigestMismatch { .. } | tar::TarError::DiffIdMismatch { .. } => {
+                    e.to_string()
+                }
+                e => format!("layer {e}"),
+            })?;
+            return Ok(Arc::new(layer));
+        }
+        blob::LayerSource::Remote(r) => {
+            let layer = tar::TarLayer::open_remote(r, options).map_err(|e| match e {
                 tar::TarError::DigestMismatch { .. } | tar::TarError::DiffIdMismatch { .. } => {
                     e.to_string()
                 }

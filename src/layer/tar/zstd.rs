@@ -14,7 +14,6 @@
 
 use std::fs::File;
 use std::io::{self, Write};
-use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -24,6 +23,7 @@ use super::chunk_cache::ChunkCache;
 use super::codec::{self, Reader};
 use super::forward::{Produce, RawReader};
 use super::stream::Stream;
+use crate::layer::blob::BlobRead;
 
 /// The unit a frame is decoded and cached in: a read decodes its frame from the start up to
 /// the end of the piece it needs, caching each piece on the way.
@@ -227,7 +227,7 @@ fn bad(msg: &str) -> io::Error {
 
 /// A multi-frame zstd blob read by offset into its uncompressed stream.
 pub(crate) struct ZstdStream {
-    file: Arc<File>,
+    file: Arc<dyn BlobRead>,
     base: u64,
     table: Arc<FrameTable>,
     cache: Arc<ChunkCache>,
@@ -236,7 +236,7 @@ pub(crate) struct ZstdStream {
 
 impl ZstdStream {
     pub(crate) fn new(
-        file: Arc<File>,
+        file: Arc<dyn BlobRead>,
         base: u64,
         table: Arc<FrameTable>,
         cache: Arc<ChunkCache>,

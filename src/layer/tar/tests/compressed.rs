@@ -394,7 +394,8 @@ fn saved_state_rebuilds_the_same_stream() {
             flipped[i] ^= 0xff;
         }
         let _ = StreamState::decode(&flipped);
-        let (_, stream) = source::reopen(&b, &state, &opts).unwrap();
+        let input = input::Input::local(&b).unwrap();
+        let stream = source::reopen(&input, &state, &opts).unwrap();
         let mut all = vec![0u8; tar.len()];
         stream.read_exact_at(&mut all, 0).unwrap();
         assert!(all == tar);
