@@ -233,12 +233,9 @@ impl RemoteBlob {
         loop {
             let runs = {
                 let mut s = self.state.lock();
+                // Sequential: this read starts where the last one ended (or in its last chunk).
+                let sequential = track && (first == s.next || first + 1 == s.next);
                 if track {
-                    if first == s.next || first + 1 == s.next {
-                        s.readahead = (s.readahead * 2).clamp(1, MAX_READAHEAD);
-                    } else {
-                        s.readahead = 0;
-                    }
                     s.next = last + 1;
                 }
                 let wanted = (first..=last).filter(|&c| !s.present[c as usize]);
@@ -258,6 +255,15 @@ impl RemoteBlob {
                 }
                 if missing == 0 {
                     return Ok(());
+                }
+                // The window grows with each miss of a sequential run, and only then: reads
+                // inside chunks already here say nothing about how far the run goes.
+                if track && !runs.is_empty() {
+                    s.readahead = if sequential {
+                        (s.readahead * 2).clamp(1, MAX_READAHEAD)
+                    } else {
+                        0
+                    };
                 }
                 // Read-ahead only extends a request that is made anyway.
                 if track
