@@ -168,7 +168,9 @@ pub trait Layer: Send + Sync {
 /// decompressed data compressed layers may cache in memory.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LayerOptions {
-    /// Directory of saved tar-layer indexes; `None` builds every index afresh.
+    /// Directory of saved tar-layer indexes (and, under `chunks/`, the chunk caches of remote
+    /// blobs read lazily); `None` builds every index afresh and caches remote chunks in
+    /// temporary files.
     pub index_cache: Option<std::path::PathBuf>,
     /// Bytes of decompressed chunks kept per mount (an LRU shared by compressed layers).
     pub chunk_cache_bytes: usize,

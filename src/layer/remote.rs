@@ -11,8 +11,10 @@
 //! worst both fetch a chunk, never mark one present that is not.
 //!
 //! A chunk is marked present only after its bytes are written and synced (`fdatasync`), so a
-//! crash leaves a chunk either present and complete or absent. A map of another version,
-//! chunk size or blob length is reset (both files emptied).
+//! crash leaves a chunk either present and complete or absent. Every user of the files holds
+//! a shared `flock` on the map; a map of another version, chunk size or blob length (or a
+//! damaged one) is reset (both files emptied) only by a mount that can lock it alone, and a
+//! mount that finds one in use by others caches in a temporary file instead.
 //!
 //! # Trust
 //! Chunks are not verifiable one by one: a digest covers the whole blob. The indexing pass
@@ -113,8 +115,20 @@ impl RemoteBlob {
                 };
                 let data = open(format!("{}.data", digest.hex()))?;
                 let map = open(format!("{}.map", digest.hex()))?;
-                let present = load_map(&data, &map, len, chunk_count)?;
-                (data, Some(map), present)
+                match shared_map(&data, &map, len, chunk_count)? {
+                    Some(present) => (data, Some(map), present),
+                    None => {
+                        log::warn!(
+                            "{}: the chunk cache in {} is damaged and in use by another \
+                             mount; caching in a temporary file",
+                            source.describe(),
+                            dir.display()
+                        );
+                        let data = unnamed_file()?;
+                        data.set_len(len)?;
+                        (data, None, vec![false; chunk_count])
+                    }
+                }
             }
             None => {
                 let data = unnamed_file()?;
@@ -306,7 +320,11 @@ impl RemoteBlob {
                 }
             }
         }
-        let marked = self.mark_present(&done);
+        // The bytes are in the data file either way; a mark that cannot be saved only costs a
+        // later mount a fetch, so it is a warning, not a failed read.
+        if let Err(e) = self.mark_present(&done) {
+            log::warn!("{}: chunk cache: {e}", self.describe());
+        }
         let mut s = self.state.lock();
         for r in runs {
             for c in r.first..r.first + r.count {
@@ -320,7 +338,7 @@ impl RemoteBlob {
         }
         drop(s);
         self.arrived.notify_all();
-        result.and(marked)
+        result
     }
 
     /// One request: the run's bytes from the source into the data file.
@@ -329,10 +347,11 @@ impl RemoteBlob {
         let want = ((r.first + r.count) * CHUNK).min(self.len) - off;
         let named = |cause: &dyn std::fmt::Display| {
             let msg = format!(
-                "{}: bytes {off}-{} of {}: {cause}",
-                self.describe(),
+                "{}: bytes {off}-{} of {}: {}",
+                crate::layer::tar::one_line(&self.describe()),
                 off + want,
-                self.len
+                self.len,
+                crate::layer::tar::one_line(&cause.to_string())
             );
             log::warn!("{msg}");
             io::Error::other(msg)
@@ -363,16 +382,10 @@ impl RemoteBlob {
         if runs.is_empty() {
             return Ok(());
         }
-        let failed = |e: io::Error| {
-            let msg = format!("{}: chunk cache: {e}", self.describe());
-            log::warn!("{msg}");
-            io::Error::other(msg)
-        };
-        self.data.sync_data().map_err(failed)?;
+        self.data.sync_data()?;
         for r in runs {
             let ones = vec![1u8; r.count as usize];
-            map.write_all_at(&ones, MAP_HEADER + r.first)
-                .map_err(failed)?;
+            map.write_all_at(&ones, MAP_HEADER + r.first)?;
         }
         Ok(())
     }
@@ -397,9 +410,30 @@ fn unnamed_file() -> io::Result<File> {
     Ok(file)
 }
 
-/// The present set saved beside the data, or a fresh empty cache when there is none that
-/// matches this blob.
-fn load_map(data: &File, map: &File, len: u64, chunks: usize) -> io::Result<Vec<bool>> {
+/// The present set of a cache shared with other mounts (in this process or others), each of
+/// which holds a shared `flock` on the map for as long as it uses the files. Only a mount
+/// that can lock them alone resets a map that does not match; `None` when it does not match
+/// and others are using it (resetting it under them would hand them zeros).
+fn shared_map(data: &File, map: &File, len: u64, chunks: usize) -> io::Result<Option<Vec<bool>>> {
+    use rustix::fs::{FlockOperation, flock};
+    if flock(map, FlockOperation::NonBlockingLockExclusive).is_ok() {
+        let present = load_map(data, map, len, chunks, true)?;
+        flock(map, FlockOperation::LockShared)?;
+        return Ok(present);
+    }
+    flock(map, FlockOperation::LockShared)?;
+    load_map(data, map, len, chunks, false)
+}
+
+/// The present set saved beside the data; when it does not match this blob, a fresh empty
+/// cache if `reset` is allowed, else `None`.
+fn load_map(
+    data: &File,
+    map: &File,
+    len: u64,
+    chunks: usize,
+    reset: bool,
+) -> io::Result<Option<Vec<bool>>> {
     let mut header = [0u8; MAP_HEADER as usize];
     header[..8].copy_from_slice(&MAP_MAGIC);
     header[8..12].copy_from_slice(&MAP_VERSION.to_le_bytes());
@@ -413,10 +447,15 @@ fn load_map(data: &File, map: &File, len: u64, chunks: usize) -> io::Result<Vec<
         && saved[..MAP_HEADER as usize] == header
         && saved[MAP_HEADER as usize..].iter().all(|&b| b <= 1);
     if matches {
-        return Ok(saved[MAP_HEADER as usize..]
-            .iter()
-            .map(|&b| b == 1)
-            .collect());
+        return Ok(Some(
+            saved[MAP_HEADER as usize..]
+                .iter()
+                .map(|&b| b == 1)
+                .collect(),
+        ));
+    }
+    if !reset {
+        return Ok(None);
     }
     // Marks first, then data: a crash in between leaves no mark over stale data.
     map.set_len(0)?;
@@ -424,7 +463,7 @@ fn load_map(data: &File, map: &File, len: u64, chunks: usize) -> io::Result<Vec<
     data.set_len(len)?;
     map.write_all_at(&header, 0)?;
     map.set_len(want)?;
-    Ok(vec![false; chunks])
+    Ok(Some(vec![false; chunks]))
 }
 
 impl BlobRead for RemoteBlob {

@@ -260,7 +260,10 @@ impl TarLayer {
         options: &crate::layer::LayerOptions,
     ) -> Result<TarLayer, TarError> {
         let layer = TarLayer::open_input(Input::remote(blob, options)?, options)?;
+        // A single-frame zstd layer is read from its decompressed cache file, never the blob.
+        let from_blob = !matches!(layer.state, StreamState::ZstdCacheFile { .. });
         if blob.fill
+            && from_blob
             && let Some(remote) = &layer.remote
         {
             remote.spawn_fill();

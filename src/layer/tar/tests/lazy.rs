@@ -440,6 +440,25 @@ fn concurrent_reads_of_one_chunk_fetch_it_once_and_the_cache_survives() {
     assert!(all == bytes);
     assert_eq!(src.range_bytes(), bytes.len() as u64);
     assert_eq!(blob.present_chunks(), (4, 4));
+    // A damaged map is not reset under a mount using it: another mount caches elsewhere.
+    let map_path = dir
+        .path()
+        .join("chunks")
+        .join(format!("{}.map", digest.hex()));
+    let good_map = fs::read(&map_path).unwrap();
+    fs::write(&map_path, b"garbage").unwrap();
+    let other = RemoteBlob::open(
+        Arc::clone(&src) as Arc<dyn RangeSource>,
+        &digest,
+        Some(dir.path()),
+    )
+    .unwrap();
+    assert_eq!(other.present_chunks(), (0, 4));
+    drop(other);
+    let mut again = vec![0u8; bytes.len()];
+    blob.read_exact_at(&mut again, 0).unwrap();
+    assert!(again == bytes);
+    fs::write(&map_path, good_map).unwrap();
     drop(blob);
 
     // Another process (a new blob over the same directory) finds every chunk present.
