@@ -241,8 +241,9 @@ impl RemoteBlob {
         }
     }
 
-    /// Makes chunks `first..=last` present, fetching those missing (with read-ahead when
-    /// `sequential` allows it) and waiting for those another reader is fetching.
+    /// Makes chunks `first..=last` present, fetching those missing and waiting for those
+    /// another reader is fetching. `track`: a read, which counts for sequential detection and
+    /// may fetch ahead (the background fill does neither).
     fn ensure(&self, first: u64, last: u64, track: bool) -> io::Result<()> {
         loop {
             let runs = {

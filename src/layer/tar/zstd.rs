@@ -10,7 +10,10 @@
 //! file and the layer reads that like a plain tar. That costs disk space equal to the
 //! uncompressed layer (usually 2-4x the blob) for as long as the cache file is kept: under the
 //! index directory when there is one (reused by a later mount through the saved state), else
-//! an unlinked temp file in `$TMPDIR` whose space is freed when the layer is dropped.
+//! an unlinked temp file in `$TMPDIR` whose space is freed when the layer is dropped. A remote
+//! layer read lazily is no exception: its one pass keeps the tar this way, and reads never
+//! go back to the blob, so a single-frame zstd layer gains nothing from a lazy mount (images
+//! meant for one should use gzip or several zstd frames, such as the seekable format).
 
 use std::fs::File;
 use std::io::{self, Write};
