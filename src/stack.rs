@@ -107,6 +107,14 @@ impl LayerStack {
         Ok(self.layer(path))
     }
 
+    /// Adds one layer of any kind on top, such as a remote blob read lazily
+    /// ([`LayerSource::Remote`]). Only [`Self::mount`] serves it: `spawn` has no words for it.
+    pub fn source(mut self, source: LayerSource) -> LayerStack {
+        self.words.push("--source\0".into());
+        self.layers.push(source);
+        self
+    }
+
     /// Adds the layers of an image on top: `oci:DIR[:TAG]` or
     /// `docker-archive:FILE[:NAME:TAG]`, resolved now (the error names the image and cause).
     pub fn image(mut self, reference: &str) -> Result<LayerStack, ImageError> {
@@ -212,6 +220,12 @@ impl LayerStack {
                     cmd.arg("--layer").arg(path);
                 }
                 Some(("--image", reference)) => image = Some(reference.to_string()),
+                Some(("--source", _)) => {
+                    return Err(MountError::Layer(
+                        "spawn: a layer given as a source is only served in process (use mount)"
+                            .into(),
+                    ));
+                }
                 _ => {}
             }
         }

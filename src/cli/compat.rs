@@ -222,7 +222,7 @@ mod tests {
                 .iter()
                 .map(|l| match l {
                     LayerSource::Path(p) => p.clone(),
-                    LayerSource::Blob(_) => panic!("-o gives paths"),
+                    LayerSource::Blob(_) | LayerSource::Remote(_) => panic!("-o gives paths"),
                 })
                 .collect()
         };

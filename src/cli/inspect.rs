@@ -216,6 +216,7 @@ fn layer_sizes(store: &Store, image: &StoredImage) -> Vec<u64> {
                 crate::layer::tar::TarLayer::open_blob(b, &options).map_or(b.len, |t| t.tar_len())
             }
             crate::layer::blob::LayerSource::Path(_) => 0,
+            crate::layer::blob::LayerSource::Remote(r) => r.source.len(),
         })
         .collect();
     sizes.reverse();

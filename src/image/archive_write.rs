@@ -128,6 +128,10 @@ impl SaveImage {
                     image: what(),
                     reason: format!("layer {} is a path, not an image blob", p.display()),
                 }),
+                LayerSource::Remote(r) => Err(SaveError::Config {
+                    image: what(),
+                    reason: format!("layer {} is remote, not a local blob", r.digest),
+                }),
             })
             .collect::<Result<_, _>>()?;
         Ok(SaveImage {

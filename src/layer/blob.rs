@@ -4,9 +4,151 @@
 //!
 //! The image model (`crate::image`) fills these in from manifests and configs; the layer code
 //! only reads bytes and checks digests, so it never needs to know about images.
+//!
+//! A blob that is not in a local file (a layer of a remote image mounted lazily) is a
+//! [`RangeSource`]: its bytes by range, and one sequential stream for the indexing pass. The
+//! layer code reads every blob through [`BlobRead`], which a local `File` implements with
+//! `pread` and a remote blob through its on-disk chunk cache (`crate::layer::remote`).
 
 use std::fmt;
+use std::fs::File;
+use std::io::{self, Read};
+use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
+use std::sync::Arc;
+
+/// Positional reads of a blob's stored bytes (compressed or not), shared by all readers of a
+/// layer. The per-read hot path of a local layer is one call of this through a `dyn`.
+pub trait BlobRead: Send + Sync {
+    /// Reads up to `buf.len()` bytes at `offset`; a short count means the end of the blob
+    /// (or of the file holding it).
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize>;
+
+    /// Fills `buf` from `offset`, failing with `UnexpectedEof` if the blob ends first.
+    fn read_exact_at(&self, mut buf: &mut [u8], mut offset: u64) -> io::Result<()> {
+        while !buf.is_empty() {
+            match self.read_at(buf, offset) {
+                Ok(0) => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        format!("the blob ends at byte {offset}"),
+                    ));
+                }
+                Ok(n) => {
+                    buf = &mut buf[n..];
+                    offset += n as u64;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    /// A local file on the filesystem that holds the blob (or its cache), for `statfs`.
+    fn local_file(&self) -> Option<&File> {
+        None
+    }
+}
+
+impl BlobRead for File {
+    #[inline]
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+        FileExt::read_at(self, buf, offset)
+    }
+
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
+        FileExt::read_exact_at(self, buf, offset)
+    }
+
+    fn local_file(&self) -> Option<&File> {
+        Some(self)
+    }
+}
+
+/// A blob reachable by byte ranges, typically over the network (HTTP `Range` GETs of a
+/// registry blob). Implementations may block; they are called from FUSE worker threads and
+/// from the chunk cache's background fill, so they must be shareable.
+///
+/// Bytes read through a source are not verified one range at a time (a digest covers the
+/// whole blob only): the indexing pass reads [`Self::stream`] once and checks the digest, and
+/// later ranges are trusted to be the same bytes (a registry serves blobs by digest).
+pub trait RangeSource: Send + Sync + 'static {
+    /// The blob's bytes `[offset, offset + len)`; fewer only where the blob ends.
+    fn read_range(&self, offset: u64, len: usize) -> io::Result<Vec<u8>>;
+
+    /// The blob's length in bytes (from the manifest's descriptor).
+    fn len(&self) -> u64;
+
+    /// Whether the blob is empty.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// One sequential reader of the blob from `offset` to its end (a streaming GET), for the
+    /// one indexing pass.
+    fn stream(&self, offset: u64) -> io::Result<Box<dyn Read + Send>>;
+
+    /// The blob in messages, e.g. `sha256:... of docker://localhost:5000/app:1`.
+    fn describe(&self) -> String;
+}
+
+/// A layer blob behind a [`RangeSource`], read lazily: what `mount --lazy` gives as a layer.
+/// Two are equal when they name the same content (digest, diff_id, compression, image).
+#[derive(Clone)]
+pub struct RemoteBlobRef {
+    pub source: Arc<dyn RangeSource>,
+    /// sha256 of the blob as stored: required, since it names the blob's chunk cache and
+    /// saved index, and is checked by the indexing pass.
+    pub digest: Digest,
+    /// sha256 of the uncompressed tar; checked by the indexing pass when given.
+    pub diff_id: Option<Digest>,
+    pub compression: Compression,
+    /// For messages: which image the blob belongs to (e.g. `docker://localhost:5000/app:1`).
+    pub image: Option<String>,
+    /// Fetch the whole blob into the chunk cache in the background (`--fill`).
+    pub fill: bool,
+}
+
+impl RemoteBlobRef {
+    /// A blob of `source` with no diff_id, compression detected, no image name, no fill.
+    pub fn new(source: Arc<dyn RangeSource>, digest: Digest) -> RemoteBlobRef {
+        RemoteBlobRef {
+            source,
+            digest,
+            diff_id: None,
+            compression: Compression::Detect,
+            image: None,
+            fill: false,
+        }
+    }
+}
+
+impl PartialEq for RemoteBlobRef {
+    fn eq(&self, other: &Self) -> bool {
+        self.digest == other.digest
+            && self.diff_id == other.diff_id
+            && self.compression == other.compression
+            && self.image == other.image
+            && self.fill == other.fill
+    }
+}
+
+impl Eq for RemoteBlobRef {}
+
+impl fmt::Debug for RemoteBlobRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RemoteBlobRef")
+            .field("source", &self.source.describe())
+            .field("len", &self.source.len())
+            .field("digest", &self.digest)
+            .field("diff_id", &self.diff_id)
+            .field("compression", &self.compression)
+            .field("image", &self.image)
+            .field("fill", &self.fill)
+            .finish()
+    }
+}
 
 /// A content digest, `sha256:<64 lowercase hex>` (the only algorithm images use in practice;
 /// OCI image-spec descriptor.md, "Digests").
@@ -92,6 +234,8 @@ pub enum LayerSource {
     Path(PathBuf),
     /// A blob of an image.
     Blob(BlobRef),
+    /// A blob of a remote image, read lazily by ranges.
+    Remote(RemoteBlobRef),
 }
 
 impl fmt::Display for LayerSource {
@@ -102,6 +246,10 @@ impl fmt::Display for LayerSource {
                 (Some(image), Some(d)) => write!(f, "{d} of {image}"),
                 (None, Some(d)) => write!(f, "{d}"),
                 _ => write!(f, "{}@{}+{}", b.path.display(), b.offset, b.len),
+            },
+            LayerSource::Remote(r) => match &r.image {
+                Some(image) => write!(f, "{} of {image}", r.digest),
+                None => write!(f, "{}", r.source.describe()),
             },
         }
     }

@@ -8,6 +8,7 @@
 
 pub mod blob;
 pub mod dir;
+pub mod remote;
 pub mod tar;
 pub mod whiteout;
 
@@ -167,7 +168,9 @@ pub trait Layer: Send + Sync {
 /// decompressed data compressed layers may cache in memory.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LayerOptions {
-    /// Directory of saved tar-layer indexes; `None` builds every index afresh.
+    /// Directory of saved tar-layer indexes (and, under `chunks/`, the chunk caches of remote
+    /// blobs read lazily); `None` builds every index afresh and caches remote chunks in
+    /// temporary files.
     pub index_cache: Option<std::path::PathBuf>,
     /// Bytes of decompressed chunks kept per mount (an LRU shared by compressed layers).
     pub chunk_cache_bytes: usize,
@@ -190,6 +193,15 @@ pub fn open(source: &blob::LayerSource, options: &LayerOptions) -> Result<Arc<dy
         blob::LayerSource::Blob(b) => {
             // A digest error already names the image and the layer; others name the file.
             let layer = tar::TarLayer::open_blob(b, options).map_err(|e| match e {
+                tar::TarError::DigestMismatch { .. } | tar::TarError::DiffIdMismatch { .. } => {
+                    e.to_string()
+                }
+                e => format!("layer {e}"),
+            })?;
+            return Ok(Arc::new(layer));
+        }
+        blob::LayerSource::Remote(r) => {
+            let layer = tar::TarLayer::open_remote(r, options).map_err(|e| match e {
                 tar::TarError::DigestMismatch { .. } | tar::TarError::DiffIdMismatch { .. } => {
                     e.to_string()
                 }

@@ -10,9 +10,7 @@
 //! uncompressed-digest hash when one is asked for; [`RawReader`] does the same for the blob's
 //! stored bytes, so both digests come out of the same pass.
 
-use std::fs::File;
-use std::io;
-use std::os::unix::fs::FileExt;
+use std::io::{self, Read};
 use std::sync::Arc;
 
 use parking_lot::Mutex;
@@ -20,6 +18,7 @@ use sha2::{Digest as _, Sha256};
 
 use super::progress::IndexProgress;
 use super::stream::Stream;
+use crate::layer::blob::BlobRead;
 
 /// Bytes kept behind the newest produced byte. The builder looks back at most one PAX header
 /// (`extension::MAX_PAX`, 1 MiB) plus a few header blocks, and the gzip pass takes its 32 KiB
@@ -161,11 +160,11 @@ impl<P: Produce> Stream for Forward<P> {
     }
 }
 
-/// The blob's stored bytes (`len` bytes at `base` of `file`), read front to back in large
-/// pieces and hashed on the way when asked.
+/// The blob's stored bytes, read front to back in large pieces from a sequential reader (a
+/// local file through [`PositionalReader`], or a remote blob's stream) and hashed on the way
+/// when asked.
 pub(crate) struct RawReader {
-    file: Arc<File>,
-    base: u64,
+    input: Box<dyn Read + Send>,
     len: u64,
     /// Offset within the blob of `buf[0]`.
     pos: u64,
@@ -178,10 +177,10 @@ pub(crate) struct RawReader {
 impl RawReader {
     const PIECE: usize = 256 << 10;
 
-    pub(crate) fn new(file: Arc<File>, base: u64, len: u64, hash: bool) -> RawReader {
+    /// `len` bytes of `input`, which must hold at least that many.
+    pub(crate) fn new(input: Box<dyn Read + Send>, len: u64, hash: bool) -> RawReader {
         RawReader {
-            file,
-            base,
+            input,
             len,
             pos: 0,
             buf: Vec::new(),
@@ -208,15 +207,12 @@ impl RawReader {
             self.buf.resize(want, 0);
             let mut got = 0;
             while got < want {
-                match self
-                    .file
-                    .read_at(&mut self.buf[got..], self.base + self.pos + got as u64)
-                {
+                match self.input.read(&mut self.buf[got..]) {
                     Ok(0) => {
                         return Err(io::Error::new(
                             io::ErrorKind::UnexpectedEof,
                             format!(
-                                "the blob file ends before the blob does (byte {} of {})",
+                                "the blob ends before its length (byte {} of {})",
                                 self.pos + got as u64,
                                 self.len
                             ),
@@ -271,6 +267,39 @@ impl Produce for PlainPass {
         let n = input.len().min(max);
         out.extend_from_slice(&input[..n]);
         self.raw.consume(n);
+        Ok(n)
+    }
+}
+
+/// A sequential reader over `len` bytes at `base` of a positional blob (a local file read
+/// with `pread`, shared with the layer that will serve reads from it later).
+pub(crate) struct PositionalReader {
+    blob: Arc<dyn BlobRead>,
+    base: u64,
+    pos: u64,
+    len: u64,
+}
+
+impl PositionalReader {
+    pub(crate) fn new(blob: Arc<dyn BlobRead>, base: u64, len: u64) -> PositionalReader {
+        PositionalReader {
+            blob,
+            base,
+            pos: 0,
+            len,
+        }
+    }
+}
+
+impl Read for PositionalReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let room = usize::try_from(self.len - self.pos).unwrap_or(usize::MAX);
+        let want = buf.len().min(room);
+        if want == 0 {
+            return Ok(0);
+        }
+        let n = self.blob.read_at(&mut buf[..want], self.base + self.pos)?;
+        self.pos += n as u64;
         Ok(n)
     }
 }

@@ -17,9 +17,7 @@
 //! `Z_BLOCK`/`inflatePrime`, so it could only checkpoint where its block ends happen to be
 //! byte-aligned; zlib-rs it is, with all its `unsafe` in `zlib`.
 
-use std::fs::File;
 use std::io;
-use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 
 use parking_lot::Mutex;
@@ -29,6 +27,7 @@ use super::codec::{self, Reader};
 use super::forward::{Produce, RawReader};
 use super::stream::Stream;
 use super::zlib::{Inflater, Wrap};
+use crate::layer::blob::BlobRead;
 
 /// Output between checkpoints. A cold random read inflates at most this much (measured: at
 /// most 6.8 ms for a whole 4 MiB chunk, then served from the chunk cache in microseconds), and
@@ -275,7 +274,7 @@ fn bad(msg: &str) -> io::Error {
 
 /// A gzip blob read by offset into its uncompressed stream.
 pub(crate) struct GzipStream {
-    file: Arc<File>,
+    file: Arc<dyn BlobRead>,
     base: u64,
     raw_len: u64,
     index: Arc<GzipIndex>,
@@ -304,7 +303,7 @@ struct Cursor {
 impl GzipStream {
     /// `len` bytes at `base` of `file`, with the state a pass (or a saved index) gave.
     pub(crate) fn new(
-        file: Arc<File>,
+        file: Arc<dyn BlobRead>,
         base: u64,
         raw_len: u64,
         index: Arc<GzipIndex>,

@@ -15,10 +15,12 @@
 
 mod chunk_cache;
 mod codec;
+mod exchange;
 mod extension;
 mod forward;
 mod gzip;
 mod index;
+mod input;
 mod pax;
 mod persist;
 mod progress;
@@ -41,13 +43,16 @@ use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+pub use self::exchange::{INDEX_MEDIA_TYPE, export_index, import_index};
 pub use self::persist::IndexCache;
 
 use self::index::{Node, TarIndex};
+use self::input::Input;
 pub(crate) use self::source::StreamState;
 use self::sparse::SparseMap;
 use self::stream::{PlainTar, Stream};
-use crate::layer::blob::{BlobRef, Digest};
+use crate::layer::blob::{BlobRead, BlobRef, Digest, RemoteBlobRef};
+use crate::layer::remote::RemoteBlob;
 use crate::layer::{Attr, DirEntry, Entry, FileData, FsStats, Kind, Layer, NodeId};
 
 /// Why a tar layer could not be opened. The message names the tar file and the cause.
@@ -196,7 +201,10 @@ impl std::error::Error for TarError {
 /// one), read in place.
 pub struct TarLayer {
     name: String,
-    file: Arc<File>,
+    /// The blob's stored bytes (for `statfs`, and what the stream reads).
+    file: Arc<dyn BlobRead>,
+    /// The remote blob behind `file`, for a lazily read layer.
+    remote: Option<Arc<RemoteBlob>>,
     stream: Arc<dyn Stream>,
     state: StreamState,
     index: TarIndex,
@@ -218,13 +226,15 @@ impl TarLayer {
             path: path.to_owned(),
             source,
         };
-        let file = Arc::new(File::open(path).map_err(io_err)?);
+        let file = File::open(path).map_err(io_err)?;
         let len = file.metadata().map_err(io_err)?.len();
+        let file: Arc<dyn BlobRead> = Arc::new(file);
         let stream: Arc<dyn Stream> = Arc::new(PlainTar::new(Arc::clone(&file), 0, len));
         let index = index::build(&*stream, path)?;
         Ok(TarLayer {
             name: path.display().to_string(),
             file,
+            remote: None,
             stream,
             state: StreamState::Plain,
             index,
@@ -237,11 +247,44 @@ impl TarLayer {
         blob: &BlobRef,
         options: &crate::layer::LayerOptions,
     ) -> Result<TarLayer, TarError> {
+        TarLayer::open_input(Input::local(blob)?, options)
+    }
+
+    /// Opens a remote blob lazily: with a saved (or imported) index for its digest, without
+    /// reading the blob at all; else with the one indexing pass over its stream, which checks
+    /// its digest and diff_id and saves the index (the blob's bytes are not kept, except a
+    /// single-frame zstd blob's tar, which that format needs; see `zstd`). Reads then fetch the
+    /// ranges they need through the blob's chunk cache under the index directory.
+    pub fn open_remote(
+        blob: &RemoteBlobRef,
+        options: &crate::layer::LayerOptions,
+    ) -> Result<TarLayer, TarError> {
+        let layer = TarLayer::open_input(Input::remote(blob, options)?, options)?;
+        // A single-frame zstd layer is read from its decompressed cache file, never the blob.
+        let from_blob = !matches!(layer.state, StreamState::ZstdCacheFile { .. });
+        if blob.fill
+            && from_blob
+            && let Some(remote) = &layer.remote
+        {
+            remote.spawn_fill();
+        }
+        Ok(layer)
+    }
+
+    /// The remote blob of a lazily opened layer (its fetch statistics, its fill).
+    pub fn remote_blob(&self) -> Option<&Arc<RemoteBlob>> {
+        self.remote.as_ref()
+    }
+
+    fn open_input(
+        input: Input,
+        options: &crate::layer::LayerOptions,
+    ) -> Result<TarLayer, TarError> {
         let cache = options.index_cache.clone().map(IndexCache::new);
         // What the indexing pass opened, kept so that a fresh build needs no reopening.
         let mut fresh = None;
-        let (saved, origin) = reuse::load_or_build(cache.as_ref(), blob, || {
-            let opened = source::open(blob, options)?;
+        let (saved, origin) = reuse::load_or_build(cache.as_ref(), &input.index_key, || {
+            let opened = source::open(&input, options)?;
             let mut stream_state = Vec::new();
             opened.state.encode(&mut stream_state);
             let saved = persist::Saved {
@@ -253,11 +296,18 @@ impl TarLayer {
             fresh = Some((opened.file, opened.stream, opened.state));
             Ok(saved)
         })?;
-        log_origin(blob, &saved, origin, fresh.as_ref().map(|f| &f.2), options);
+        log_origin(
+            &input,
+            &saved,
+            origin,
+            fresh.as_ref().map(|f| &f.2),
+            options,
+        );
         if let Some((file, stream, state)) = fresh {
             return Ok(TarLayer {
-                name: blob_name(blob),
+                name: input.display.clone(),
                 file,
+                remote: input.remote.clone(),
                 stream,
                 state,
                 index: saved.index,
@@ -265,38 +315,52 @@ impl TarLayer {
         }
         // A saved index: reach the stream from its saved state, without the pass. If that
         // fails (a zstd cache file was removed, say), index afresh without the cache.
+        let tar_len = saved.tar_len;
         let reused = StreamState::decode(&saved.stream_state)
             .map_err(|why| format!("saved stream state: {why}"))
             .and_then(|state| {
-                TarLayer::from_saved(blob, saved.index, state, options).map_err(|e| e.to_string())
+                TarLayer::from_saved(&input, saved.index, state, options).map_err(|e| e.to_string())
+            })
+            .and_then(|layer| {
+                // Every extent of the index lies inside the tar length it was saved with; the
+                // stream state must describe that length too (an imported index could lie).
+                match layer.stream.len() {
+                    n if n == tar_len => Ok(layer),
+                    n => Err(format!(
+                        "its stream state describes {n} bytes of tar, the index {tar_len}"
+                    )),
+                }
             });
         match reused {
             Ok(layer) => Ok(layer),
             Err(why) => {
                 log::debug!(
                     "{}: saved index unusable ({why}); indexing again",
-                    blob_name(blob)
+                    input.display
                 );
                 let uncached = crate::layer::LayerOptions {
                     index_cache: None,
                     ..options.clone()
                 };
-                TarLayer::open_blob(blob, &uncached)
+                let mut input = input;
+                input.index_key = Err("the saved index was unusable".into());
+                TarLayer::open_input(input, &uncached)
             }
         }
     }
 
     /// A layer from a saved index and stream state, without reading the blob.
     pub(crate) fn from_saved(
-        blob: &BlobRef,
+        input: &Input,
         index: TarIndex,
         state: StreamState,
         options: &crate::layer::LayerOptions,
     ) -> Result<TarLayer, TarError> {
-        let (file, stream) = source::reopen(blob, &state, options)?;
+        let stream = source::reopen(input, &state, options)?;
         Ok(TarLayer {
-            name: blob_name(blob),
-            file,
+            name: input.display.clone(),
+            file: Arc::clone(&input.blob),
+            remote: input.remote.clone(),
             stream,
             state,
             index,
@@ -384,7 +448,7 @@ impl TarLayer {
 
 /// One debug line per layer: what was loaded from the saved index or built, sizes and times.
 fn log_origin(
-    blob: &BlobRef,
+    input: &Input,
     saved: &persist::Saved,
     origin: reuse::Origin,
     state: Option<&StreamState>,
@@ -397,7 +461,7 @@ fn log_origin(
         Some(d) => d.display().to_string(),
         None => String::new(),
     };
-    let name = blob_name(blob);
+    let name = &input.display;
     let nodes = saved.index.len();
     match origin {
         reuse::Origin::Loaded { bytes, took } => log::debug!(
@@ -415,7 +479,7 @@ fn log_origin(
             log::debug!(
                 "{name}: indexed {} ({}; {} of tar, {nodes} nodes) in {secs:.2} s \
                  ({:.0} MB/s of tar); {kept}",
-                human_bytes(blob.len),
+                human_bytes(input.len),
                 state.map_or_else(|| "?".to_string(), StreamState::describe),
                 human_bytes(saved.tar_len),
                 saved.tar_len as f64 / secs.max(1e-6) / 1e6,
@@ -432,15 +496,6 @@ fn human_bytes(bytes: u64) -> String {
         1_000..1_000_000 => format!("{:.1} kB", b / 1e3),
         1_000_000..1_000_000_000 => format!("{:.1} MB", b / 1e6),
         _ => format!("{:.2} GB", b / 1e9),
-    }
-}
-
-/// The layer's name in messages: its digest (and image) when it has one, else its file.
-fn blob_name(blob: &BlobRef) -> String {
-    match (&blob.digest, blob.offset) {
-        (Some(d), _) => d.to_string(),
-        (None, 0) => blob.path.display().to_string(),
-        (None, off) => format!("{}@{off}", blob.path.display()),
     }
 }
 
@@ -539,7 +594,10 @@ impl Layer for TarLayer {
     }
 
     fn statfs(&self) -> io::Result<FsStats> {
-        let st = rustix::fs::fstatvfs(&*self.file)?;
+        let Some(file) = self.file.local_file() else {
+            return Ok(FsStats::default());
+        };
+        let st = rustix::fs::fstatvfs(file)?;
         Ok(FsStats {
             blocks: st.f_blocks,
             bfree: st.f_bfree,

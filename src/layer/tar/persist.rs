@@ -68,7 +68,7 @@ use sha2::{Digest as _, Sha256};
 use super::index::{Extra, FLAGS_KNOWN, NONE, Node, ROOT, TarIndex};
 use super::sparse::SparseMap;
 use crate::layer::Kind;
-use crate::layer::blob::BlobRef;
+use crate::layer::blob::{BlobRef, Digest};
 
 const MAGIC: [u8; 8] = *b"UMTIDX\0\0";
 /// Bump on any change of layout or meaning; an index of another version is rebuilt.
@@ -126,6 +126,20 @@ impl IndexKey {
             id,
             blob_len: blob.len,
         })
+    }
+
+    /// The key of a remote blob: its digests alone (a registry serves a blob by digest, and
+    /// the pass checked it), and a marker that keeps it apart from any local file's key.
+    pub(crate) fn for_remote(digest: &Digest, diff_id: Option<&Digest>, blob_len: u64) -> IndexKey {
+        let mut id = format!("digest={digest}\0");
+        if let Some(d) = diff_id {
+            id.push_str(&format!("diff_id={d}\0"));
+        }
+        id.push_str("remote");
+        IndexKey {
+            id: id.into_bytes(),
+            blob_len,
+        }
     }
 
     /// A key from its parts, for tests.

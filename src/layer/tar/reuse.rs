@@ -6,7 +6,6 @@ use std::time::{Duration, Instant};
 
 use super::TarError;
 use super::persist::{IndexCache, IndexKey, Saved};
-use crate::layer::blob::BlobRef;
 
 /// Where [`load_or_build`] got an index, for the caller's one log line per layer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -18,12 +17,12 @@ pub(crate) enum Origin {
     Built { took: Duration, saved: Option<u64> },
 }
 
-/// Loads the index of `blob` from `cache`, or builds it with `build` and saves it. Without a
-/// cache, or if the blob's key cannot be had, it only builds. A failed save is a warning: the
-/// mount goes on with the index it built.
+/// Loads the index of a blob (by its `key`) from `cache`, or builds it with `build` and saves
+/// it. Without a cache, or if the blob's key cannot be had, it only builds. A failed save is a
+/// warning: the mount goes on with the index it built.
 pub(crate) fn load_or_build(
     cache: Option<&IndexCache>,
-    blob: &BlobRef,
+    key: &Result<IndexKey, String>,
     build: impl FnOnce() -> Result<Saved, TarError>,
 ) -> Result<(Saved, Origin), TarError> {
     // Builds, times the pass, and saves to `to` when given.
@@ -53,20 +52,17 @@ pub(crate) fn load_or_build(
     };
     // The key is taken before building: if the file changes while it is read, the index is
     // saved under the old identity, which nothing will ask for again.
-    let key = match IndexKey::for_blob(blob) {
+    let key = match key {
         Ok(key) => key,
-        Err(e) => {
-            log::debug!(
-                "{}: no index key ({e}); indexing without saving",
-                blob.path.display()
-            );
+        Err(why) => {
+            log::debug!("{why}; indexing without saving");
             return built(None, start);
         }
     };
-    if let Some((saved, bytes)) = cache.load_sized(&key) {
+    if let Some((saved, bytes)) = cache.load_sized(key) {
         let took = start.elapsed();
         return Ok((saved, Origin::Loaded { bytes, took }));
     }
     // The pass is timed from here: a failed load costs a read, not an indexing.
-    built(Some((cache, &key)), Instant::now())
+    built(Some((cache, key)), Instant::now())
 }

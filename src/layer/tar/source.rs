@@ -7,25 +7,23 @@
 //! stored and the uncompressed bytes at the same time.
 
 use std::fs::File;
-use std::io::{self, Read as _};
-use std::os::unix::fs::FileExt;
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use sha2::{Digest as _, Sha256};
-
 use super::TarError;
 use super::chunk_cache::ChunkCache;
 use super::codec::{self, Reader};
-use super::forward::{Forward, PlainPass, Produce, RawReader};
+use super::forward::{Forward, PlainPass, PositionalReader, Produce, RawReader};
 use super::gzip::{GzipIndex, GzipPass, GzipStream};
 use super::index::{self, TarIndex};
+use super::input::Input;
 use super::progress::{self, IndexProgress};
 use super::stream::{PlainTar, Stream};
 use super::zstd::{CacheFile, FrameTable, ZstdLayout, ZstdPass, ZstdStream};
 use crate::layer::LayerOptions;
-use crate::layer::blob::{BlobRef, Compression, Digest};
+use crate::layer::blob::{BlobRead, Compression, Digest};
 
 /// How a blob's uncompressed stream is reached after indexing: what a saved index keeps so
 /// that a later mount can skip the pass ([`reopen`]).
@@ -135,13 +133,13 @@ impl StreamState {
 
 /// What opening a blob gives the layer.
 pub(super) struct Opened {
-    pub file: Arc<File>,
+    pub file: Arc<dyn BlobRead>,
     pub stream: Arc<dyn Stream>,
     pub state: StreamState,
     pub index: TarIndex,
 }
 
-fn io_err(path: &Path) -> impl Fn(io::Error) -> TarError + '_ {
+pub(super) fn io_err(path: &Path) -> impl Fn(io::Error) -> TarError + '_ {
     move |source| TarError::Io {
         path: path.to_owned(),
         source,
@@ -155,40 +153,32 @@ fn decompress_err(path: &Path) -> impl Fn(String) -> TarError + '_ {
     }
 }
 
-/// Opens the blob's file and checks that its range lies inside it.
-fn open_range(blob: &BlobRef) -> Result<Arc<File>, TarError> {
-    let path = &blob.path;
-    let file = File::open(path).map_err(io_err(path))?;
-    let size = file.metadata().map_err(io_err(path))?.len();
-    if blob
-        .offset
-        .checked_add(blob.len)
-        .is_none_or(|end| end > size)
-    {
-        return Err(io_err(path)(io::Error::new(
-            io::ErrorKind::UnexpectedEof,
-            format!(
-                "the layer's {} bytes at offset {} lie past the end of the file ({size} bytes)",
-                blob.len, blob.offset
-            ),
-        )));
+/// gzip and zstd by their magic numbers (RFC 1952 section 2.3.1; RFC 8878 section 3.1.1,
+/// skippable frames 0x184D2A50-5F included); anything else is taken to be a tar. `magic` is
+/// the blob's first (up to) 4 bytes.
+fn detect(magic: &[u8]) -> Compression {
+    match magic {
+        [0x1f, 0x8b, ..] => Compression::Gzip,
+        [0x28, 0xb5, 0x2f, 0xfd] => Compression::Zstd,
+        [m, 0x2a, 0x4d, 0x18] if m & 0xf0 == 0x50 => Compression::Zstd,
+        _ => Compression::None,
     }
-    Ok(Arc::new(file))
 }
 
-/// gzip and zstd by their magic numbers (RFC 1952 section 2.3.1; RFC 8878 section 3.1.1,
-/// skippable frames 0x184D2A50-5F included); anything else is taken to be a tar.
-fn detect(file: &File, blob: &BlobRef) -> Result<Compression, TarError> {
-    let mut magic = [0u8; 4];
-    let n = blob.len.min(4) as usize;
-    file.read_exact_at(&mut magic[..n], blob.offset)
-        .map_err(io_err(&blob.path))?;
-    Ok(match magic {
-        [0x1f, 0x8b, ..] if n >= 2 => Compression::Gzip,
-        [0x28, 0xb5, 0x2f, 0xfd] => Compression::Zstd,
-        [m, 0x2a, 0x4d, 0x18] if m & 0xf0 == 0x50 && n == 4 => Compression::Zstd,
-        _ => Compression::None,
-    })
+/// Reads up to `n` bytes from the front of `r` (fewer only where it ends).
+fn read_head(r: &mut dyn Read, n: usize) -> io::Result<Vec<u8>> {
+    let mut head = vec![0u8; n];
+    let mut got = 0;
+    while got < n {
+        match r.read(&mut head[got..]) {
+            Ok(0) => break,
+            Ok(k) => got += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    head.truncate(got);
+    Ok(head)
 }
 
 #[cfg(test)]
@@ -199,30 +189,63 @@ thread_local! {
 }
 
 /// Opens and indexes a blob in one pass, checking its digests.
-pub(super) fn open(blob: &BlobRef, options: &LayerOptions) -> Result<Opened, TarError> {
-    let path = blob.path.as_path();
-    let file = open_range(blob)?;
-    let kind = match blob.compression {
-        Compression::Detect => detect(&file, blob)?,
-        c => c,
+pub(super) fn open(input: &Input, options: &LayerOptions) -> Result<Opened, TarError> {
+    let path = input.name.as_path();
+    let file = Arc::clone(&input.blob);
+    let magic_len = input.len.min(4) as usize;
+    // A blob with a stream of its own (a remote one) is read once, front to back: its
+    // magic comes from the front of that stream rather than from a range request.
+    let (kind, mut sequential) = match &input.stream {
+        Some(open_stream) => {
+            let mut r = open_stream().map_err(io_err(path))?;
+            let head = read_head(&mut r, magic_len).map_err(io_err(path))?;
+            let kind = match input.compression {
+                Compression::Detect => detect(&head),
+                c => c,
+            };
+            let r: Box<dyn Read + Send> = Box::new(io::Cursor::new(head).chain(r));
+            (kind, Some(r))
+        }
+        None => {
+            let kind = match input.compression {
+                Compression::Detect => {
+                    let mut magic = [0u8; 4];
+                    file.read_exact_at(&mut magic[..magic_len], input.base)
+                        .map_err(io_err(path))?;
+                    detect(&magic[..magic_len])
+                }
+                c => c,
+            };
+            (kind, None)
+        }
     };
-    let want_raw = blob.digest.is_some();
-    let want_tar = blob.diff_id.is_some();
+    let want_raw = input.digest.is_some();
+    let want_tar = input.diff_id.is_some();
     #[cfg(test)]
     PASSES.with(|n| n.set(n.get() + 1));
     let progress = || {
-        let digest = blob.digest.as_ref().map(|d| d.to_string());
-        IndexProgress::start(&progress::label(digest.as_deref(), path), blob.len)
+        let digest = input.digest.as_ref().map(|d| d.to_string());
+        IndexProgress::start(&progress::label(digest.as_deref(), path), input.len)
     };
-    let raw = || {
-        RawReader::new(Arc::clone(&file), blob.offset, blob.len, want_raw).with_progress(progress())
+    let mut raw = |hash: bool| {
+        let reader = sequential.take().unwrap_or_else(|| {
+            Box::new(PositionalReader::new(
+                Arc::clone(&file),
+                input.base,
+                input.len,
+            ))
+        });
+        RawReader::new(reader, input.len, hash).with_progress(progress())
     };
     let cache = || ChunkCache::shared(options.chunk_cache_bytes);
     let dec = decompress_err(path);
+    let plain =
+        || -> Arc<dyn Stream> { Arc::new(PlainTar::new(Arc::clone(&file), input.base, input.len)) };
     match kind {
-        Compression::None | Compression::Detect if !want_raw && !want_tar => {
-            let stream: Arc<dyn Stream> =
-                Arc::new(PlainTar::new(Arc::clone(&file), blob.offset, blob.len));
+        Compression::None | Compression::Detect
+            if !want_raw && !want_tar && input.stream.is_none() =>
+        {
+            let stream = plain();
             let index = index::build(&*stream, path)?;
             Ok(Opened {
                 file,
@@ -233,31 +256,26 @@ pub(super) fn open(blob: &BlobRef, options: &LayerOptions) -> Result<Opened, Tar
         }
         Compression::None | Compression::Detect => {
             // The stored bytes are the tar: one hash serves both digests.
-            let pass = PlainPass {
-                raw: RawReader::new(Arc::clone(&file), blob.offset, blob.len, false)
-                    .with_progress(progress()),
-            };
+            let pass = PlainPass { raw: raw(false) };
             let (index, _, _, hash) = run_pass(pass, true, path)?;
-            verify(blob, hash, hash)?;
-            let stream: Arc<dyn Stream> =
-                Arc::new(PlainTar::new(Arc::clone(&file), blob.offset, blob.len));
+            verify(input, hash, hash)?;
             Ok(Opened {
+                stream: plain(),
                 file,
-                stream,
                 state: StreamState::Plain,
                 index,
             })
         }
         Compression::Gzip => {
-            let pass = GzipPass::new(raw()).map_err(|e| dec(e.to_string()))?;
+            let pass = GzipPass::new(raw(want_raw)).map_err(|e| dec(e.to_string()))?;
             let (index, pass, _, tar_hash) = run_pass(pass, want_tar, path)?;
             let (gz, raw_hash) = pass.finish().map_err(|e| dec(e.to_string()))?;
-            verify(blob, raw_hash, tar_hash)?;
+            verify(input, raw_hash, tar_hash)?;
             let gz = Arc::new(gz);
             let stream = GzipStream::new(
                 Arc::clone(&file),
-                blob.offset,
-                blob.len,
+                input.base,
+                input.len,
                 Arc::clone(&gz),
                 cache(),
             );
@@ -269,9 +287,9 @@ pub(super) fn open(blob: &BlobRef, options: &LayerOptions) -> Result<Opened, Tar
             })
         }
         Compression::Zstd => {
-            let (cache_file, names) = cache_file(blob, options)?;
+            let (cache_file, names) = cache_file(input, options)?;
             let tmp = names.as_ref().map(|(tmp, _)| tmp.clone());
-            let result = open_zstd(blob, options, Arc::clone(&file), raw(), cache_file, names);
+            let result = open_zstd(input, options, raw(want_raw), cache_file, names);
             if result.is_err()
                 && let Some(tmp) = tmp
             {
@@ -283,24 +301,24 @@ pub(super) fn open(blob: &BlobRef, options: &LayerOptions) -> Result<Opened, Tar
 }
 
 fn open_zstd(
-    blob: &BlobRef,
+    input: &Input,
     options: &LayerOptions,
-    file: Arc<File>,
     raw: RawReader,
     cache_file: CacheFile,
     names: Option<(PathBuf, String)>,
 ) -> Result<Opened, TarError> {
-    let path = blob.path.as_path();
+    let path = input.name.as_path();
+    let file = Arc::clone(&input.blob);
     let dec = decompress_err(path);
     let pass = ZstdPass::new(raw, cache_file).map_err(|e| dec(e.to_string()))?;
-    let (index, pass, len, tar_hash) = run_pass(pass, blob.diff_id.is_some(), path)?;
+    let (index, pass, len, tar_hash) = run_pass(pass, input.diff_id.is_some(), path)?;
     let (layout, raw_hash) = pass.finish().map_err(|e| dec(e.to_string()))?;
-    verify(blob, raw_hash, tar_hash)?;
+    verify(input, raw_hash, tar_hash)?;
     let (stream, state): (Arc<dyn Stream>, _) = match layout {
         ZstdLayout::Frames(t) => {
             let t = Arc::new(t);
             let cache = ChunkCache::shared(options.chunk_cache_bytes);
-            let s = ZstdStream::new(Arc::clone(&file), blob.offset, Arc::clone(&t), cache);
+            let s = ZstdStream::new(Arc::clone(&file), input.base, Arc::clone(&t), cache);
             (Arc::new(s), StreamState::ZstdFrames(t))
         }
         ZstdLayout::Single(c) => {
@@ -327,7 +345,7 @@ fn open_zstd(
 /// The cache file a single-frame zstd layer is decompressed into, and when it is kept, its
 /// temporary path and final name under the index directory.
 fn cache_file(
-    blob: &BlobRef,
+    input: &Input,
     options: &LayerOptions,
 ) -> Result<(CacheFile, Option<(PathBuf, String)>), TarError> {
     static SEQ: AtomicU64 = AtomicU64::new(0);
@@ -347,7 +365,7 @@ fn cache_file(
     match &options.index_cache {
         Some(dir) => {
             std::fs::create_dir_all(dir).map_err(io_err(dir))?;
-            let name = format!("{}.zstd.tar", blob_key(blob));
+            let name = format!("{}.zstd.tar", input.key);
             let tmp = dir.join(format!(".{name}.{unique}.tmp"));
             let file = create(&tmp)?;
             Ok((
@@ -365,20 +383,6 @@ fn cache_file(
             // goes away, even if the process does not end cleanly.
             std::fs::remove_file(&tmp).map_err(io_err(&tmp))?;
             Ok((CacheFile { file, path: None }, None))
-        }
-    }
-}
-
-/// A file name for the blob's derived files: its digest, or a hash of where it is.
-fn blob_key(blob: &BlobRef) -> String {
-    match &blob.digest {
-        Some(d) => d.hex().to_string(),
-        None => {
-            let mut h = Sha256::new();
-            h.update(blob.path.as_os_str().as_encoded_bytes());
-            h.update(blob.offset.to_le_bytes());
-            h.update(blob.len.to_le_bytes());
-            format!("path-{}", &Digest::from_sha256(&h.finalize()).hex()[..32])
         }
     }
 }
@@ -404,25 +408,25 @@ fn run_pass<P: Produce>(
 }
 
 /// Compares the hashes of the pass with the digests the image gave.
-fn verify(blob: &BlobRef, raw: Option<[u8; 32]>, tar: Option<[u8; 32]>) -> Result<(), TarError> {
-    if let (Some(want), Some(found)) = (&blob.digest, raw) {
+fn verify(input: &Input, raw: Option<[u8; 32]>, tar: Option<[u8; 32]>) -> Result<(), TarError> {
+    if let (Some(want), Some(found)) = (&input.digest, raw) {
         let found = Digest::from_sha256(&found);
         if found != *want {
             return Err(TarError::DigestMismatch {
-                image: blob.image.clone(),
+                image: input.image.clone(),
                 layer: want.clone(),
                 found,
             });
         }
     }
-    if let (Some(want), Some(found)) = (&blob.diff_id, tar) {
+    if let (Some(want), Some(found)) = (&input.diff_id, tar) {
         let found = Digest::from_sha256(&found);
         if found != *want {
             return Err(TarError::DiffIdMismatch {
-                image: blob.image.clone(),
-                layer: match &blob.digest {
+                image: input.image.clone(),
+                layer: match &input.digest {
                     Some(d) => d.to_string(),
-                    None => blob.path.display().to_string(),
+                    None => input.name.display().to_string(),
                 },
                 expected: want.clone(),
                 found,
@@ -434,30 +438,30 @@ fn verify(blob: &BlobRef, raw: Option<[u8; 32]>, tar: Option<[u8; 32]>) -> Resul
 
 /// Rebuilds a blob's stream from a saved state, without reading the blob.
 pub(crate) fn reopen(
-    blob: &BlobRef,
+    input: &Input,
     state: &StreamState,
     options: &LayerOptions,
-) -> Result<(Arc<File>, Arc<dyn Stream>), TarError> {
-    let file = open_range(blob)?;
+) -> Result<Arc<dyn Stream>, TarError> {
+    let file = &input.blob;
     let cache = || ChunkCache::shared(options.chunk_cache_bytes);
     let stream: Arc<dyn Stream> = match state {
-        StreamState::Plain => Arc::new(PlainTar::new(Arc::clone(&file), blob.offset, blob.len)),
+        StreamState::Plain => Arc::new(PlainTar::new(Arc::clone(file), input.base, input.len)),
         StreamState::Gzip(g) => Arc::new(GzipStream::new(
-            Arc::clone(&file),
-            blob.offset,
-            blob.len,
+            Arc::clone(file),
+            input.base,
+            input.len,
             Arc::clone(g),
             cache(),
         )),
         StreamState::ZstdFrames(t) => Arc::new(ZstdStream::new(
-            Arc::clone(&file),
-            blob.offset,
+            Arc::clone(file),
+            input.base,
             Arc::clone(t),
             cache(),
         )),
         StreamState::ZstdCacheFile { name, len } => {
             let stale = |why: &str| TarError::Decompress {
-                path: blob.path.clone(),
+                path: input.name.clone(),
                 cause: format!("saved zstd cache file unusable: {why}"),
             };
             let (Some(name), Some(dir)) = (name, &options.index_cache) else {
@@ -480,5 +484,5 @@ pub(crate) fn reopen(
             Arc::new(PlainTar::new(Arc::new(f), 0, *len))
         }
     };
-    Ok((file, stream))
+    Ok(stream)
 }

@@ -5,10 +5,10 @@
 //! range of one) read with `pread` here, gzip through checkpoints (`gzip`), zstd through a
 //! frame table (`zstd`), and during the indexing pass the forward-only stream of `forward`.
 
-use std::fs::File;
 use std::io;
-use std::os::unix::fs::FileExt;
 use std::sync::Arc;
+
+use crate::layer::blob::BlobRead;
 
 /// Positional reads from the uncompressed tar stream, shared by all open files of a layer.
 pub(crate) trait Stream: Send + Sync {
@@ -41,17 +41,17 @@ pub(crate) trait Stream: Send + Sync {
     }
 }
 
-/// An uncompressed tar: the stream is `len` bytes at `base` of a file (the whole file, a
-/// member of an outer archive, or the cache file of a single-frame zstd layer).
+/// An uncompressed tar: the stream is `len` bytes at `base` of a blob (a whole file, a
+/// member of an outer archive, the cache file of a single-frame zstd layer, or a remote blob).
 pub(crate) struct PlainTar {
-    file: Arc<File>,
+    file: Arc<dyn BlobRead>,
     base: u64,
     len: u64,
 }
 
 impl PlainTar {
     /// The layer treats the range as immutable.
-    pub(crate) fn new(file: Arc<File>, base: u64, len: u64) -> PlainTar {
+    pub(crate) fn new(file: Arc<dyn BlobRead>, base: u64, len: u64) -> PlainTar {
         PlainTar { file, base, len }
     }
 }

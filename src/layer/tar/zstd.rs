@@ -10,11 +10,13 @@
 //! file and the layer reads that like a plain tar. That costs disk space equal to the
 //! uncompressed layer (usually 2-4x the blob) for as long as the cache file is kept: under the
 //! index directory when there is one (reused by a later mount through the saved state), else
-//! an unlinked temp file in `$TMPDIR` whose space is freed when the layer is dropped.
+//! an unlinked temp file in `$TMPDIR` whose space is freed when the layer is dropped. A remote
+//! layer read lazily is no exception: its one pass keeps the tar this way, and reads never
+//! go back to the blob, so a single-frame zstd layer gains nothing from a lazy mount (images
+//! meant for one should use gzip or several zstd frames, such as the seekable format).
 
 use std::fs::File;
 use std::io::{self, Write};
-use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -24,6 +26,7 @@ use super::chunk_cache::ChunkCache;
 use super::codec::{self, Reader};
 use super::forward::{Produce, RawReader};
 use super::stream::Stream;
+use crate::layer::blob::BlobRead;
 
 /// The unit a frame is decoded and cached in: a read decodes its frame from the start up to
 /// the end of the piece it needs, caching each piece on the way.
@@ -227,7 +230,7 @@ fn bad(msg: &str) -> io::Error {
 
 /// A multi-frame zstd blob read by offset into its uncompressed stream.
 pub(crate) struct ZstdStream {
-    file: Arc<File>,
+    file: Arc<dyn BlobRead>,
     base: u64,
     table: Arc<FrameTable>,
     cache: Arc<ChunkCache>,
@@ -236,7 +239,7 @@ pub(crate) struct ZstdStream {
 
 impl ZstdStream {
     pub(crate) fn new(
-        file: Arc<File>,
+        file: Arc<dyn BlobRead>,
         base: u64,
         table: Arc<FrameTable>,
         cache: Arc<ChunkCache>,

@@ -163,3 +163,74 @@ fn bench_gzip_layer() {
         }
     }
 }
+
+#[test]
+#[ignore = "benchmark: reads a generated 256 MiB plain tar; run with --ignored --nocapture"]
+fn bench_plain_reads() {
+    let dir = std::env::var_os("BENCH_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(std::env::temp_dir)
+        .join("unionmount-bench-plain");
+    fs::create_dir_all(&dir).unwrap();
+    let tar_path = dir.join("layer.tar");
+    let files = 2048u64;
+    if !tar_path.exists() {
+        let mut t = tar::Builder::new(std::io::BufWriter::new(
+            fs::File::create(&tar_path).unwrap(),
+        ));
+        for i in 0..files {
+            let mut h = Header::new_ustar();
+            h.set_size(128 << 10);
+            h.set_mode(0o644);
+            h.set_cksum();
+            t.append_data(
+                &mut h,
+                format!("d{}/f{i}", i % 16),
+                &content(i, 128 << 10)[..],
+            )
+            .unwrap();
+        }
+        t.into_inner()
+            .unwrap()
+            .into_inner()
+            .unwrap()
+            .sync_all()
+            .unwrap();
+    }
+    let l = TarLayer::open(&tar_path).unwrap();
+    let opened: Vec<_> = (0..files)
+        .map(|i| l.open(must(&l, &format!("d{}/f{i}", i % 16)).node).unwrap())
+        .collect();
+    let mut buf = vec![0u8; 128 << 10];
+    let mut best = f64::MAX;
+    for _ in 0..5 {
+        let t = Instant::now();
+        for f in &opened {
+            assert_eq!(f.read_at(&mut buf, 0).unwrap(), buf.len());
+        }
+        best = best.min(t.elapsed().as_secs_f64());
+    }
+    eprintln!(
+        "plain tar, 128 KiB reads of every file (page cache warm): best {:.0} MB/s",
+        mbps(files * (128 << 10), best)
+    );
+    let mut small = [0u8; 4096];
+    let mut x = 0x2545_f491_4f6c_dd1du64;
+    let n = 400_000;
+    let mut best = f64::MAX;
+    for _ in 0..5 {
+        let t = Instant::now();
+        for _ in 0..n {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let f = &opened[(x % files) as usize];
+            f.read_at(&mut small, (x >> 20) % (124 << 10)).unwrap();
+        }
+        best = best.min(t.elapsed().as_secs_f64());
+    }
+    eprintln!(
+        "plain tar, random 4 KiB reads: best {:.0} ns per read",
+        best * 1e9 / n as f64
+    );
+}

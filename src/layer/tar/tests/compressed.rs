@@ -32,7 +32,7 @@ pub(super) fn content(seed: u64, len: usize) -> Vec<u8> {
 }
 
 /// A plain tar made by GNU tar (PAX format, sparse file, long names), ~14 MiB.
-fn sample_tar(dir: &Path) -> Vec<u8> {
+pub(super) fn sample_tar(dir: &Path) -> Vec<u8> {
     let root = dir.join("src");
     let long = "d".repeat(60);
     fs::create_dir_all(root.join(format!("{long}/{long}"))).unwrap();
@@ -72,25 +72,25 @@ fn pipe(cmd: &mut Command, input: &[u8]) -> Vec<u8> {
     out.stdout
 }
 
-fn gzip(data: &[u8], level: u32) -> Vec<u8> {
+pub(super) fn gzip(data: &[u8], level: u32) -> Vec<u8> {
     pipe(
         Command::new("gzip").arg(format!("-{level}")).arg("-c"),
         data,
     )
 }
 
-fn zstd_single(data: &[u8]) -> Vec<u8> {
+pub(super) fn zstd_single(data: &[u8]) -> Vec<u8> {
     pipe(Command::new("zstd").args(["-q", "-c", "-3"]), data)
 }
 
 /// Independent frames of 1 MiB each, as the seekable format and chunked writers make them.
-fn zstd_frames(data: &[u8]) -> Vec<u8> {
+pub(super) fn zstd_frames(data: &[u8]) -> Vec<u8> {
     data.chunks(1 << 20)
         .flat_map(|c| ::zstd::bulk::compress(c, 3).unwrap())
         .collect()
 }
 
-fn sha(data: &[u8]) -> Digest {
+pub(super) fn sha(data: &[u8]) -> Digest {
     Digest::from_sha256(&Sha256::digest(data))
 }
 
@@ -113,7 +113,7 @@ fn in_range(dir: &Path, name: &str, blob: &[u8]) -> BlobRef {
 }
 
 /// Everything a layer shows: paths, attributes, contents, link targets.
-fn snapshot(l: &TarLayer) -> Vec<(String, Attr, Vec<u8>)> {
+pub(super) fn snapshot(l: &TarLayer) -> Vec<(String, Attr, Vec<u8>)> {
     let mut out = Vec::new();
     let mut stack = vec![(String::new(), l.root().unwrap())];
     while let Some((path, e)) = stack.pop() {
@@ -394,7 +394,8 @@ fn saved_state_rebuilds_the_same_stream() {
             flipped[i] ^= 0xff;
         }
         let _ = StreamState::decode(&flipped);
-        let (_, stream) = source::reopen(&b, &state, &opts).unwrap();
+        let input = input::Input::local(&b).unwrap();
+        let stream = source::reopen(&input, &state, &opts).unwrap();
         let mut all = vec![0u8; tar.len()];
         stream.read_exact_at(&mut all, 0).unwrap();
         assert!(all == tar);

@@ -8,6 +8,7 @@ mod built;
 mod compressed;
 mod corrupt;
 mod gnu;
+mod lazy;
 mod pax;
 mod persist;
 

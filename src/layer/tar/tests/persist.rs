@@ -335,7 +335,7 @@ fn load_or_build_builds_once_then_loads() {
     };
     let builds = std::cell::Cell::new(0);
     let go = || {
-        reuse::load_or_build(Some(&cache), &blob, || {
+        reuse::load_or_build(Some(&cache), &key_of(&blob), || {
             builds.set(builds.get() + 1);
             Ok(saved_of(&l))
         })
@@ -375,10 +375,10 @@ fn load_or_build_builds_once_then_loads() {
     // Build errors pass through, and are not saved.
     let err = reuse::load_or_build(
         Some(&cache),
-        &BlobRef {
+        &key_of(&BlobRef {
             len: 1,
             ..blob.clone()
-        },
+        }),
         || {
             Err(TarError::NotTar {
                 path: "x".into(),
@@ -388,7 +388,7 @@ fn load_or_build_builds_once_then_loads() {
     );
     assert!(err.is_err());
     // No cache: always builds.
-    reuse::load_or_build(None, &blob, || {
+    reuse::load_or_build(None, &key_of(&blob), || {
         builds.set(builds.get() + 1);
         Ok(saved_of(&l))
     })
@@ -414,7 +414,7 @@ fn a_failed_save_is_not_an_error() {
         diff_id: None,
         image: None,
     };
-    let (s, _) = reuse::load_or_build(Some(&cache), &blob, || Ok(saved_of(&l))).unwrap();
+    let (s, _) = reuse::load_or_build(Some(&cache), &key_of(&blob), || Ok(saved_of(&l))).unwrap();
     assert_eq!(s.index.len(), l.index.len());
 }
 
@@ -681,4 +681,9 @@ fn scale_100k_saved_index() {
         size / 100_000
     );
     assert!(best.as_millis() < 100);
+}
+
+/// The saved-index key of a local blob, as opening it computes it.
+fn key_of(blob: &BlobRef) -> Result<IndexKey, String> {
+    IndexKey::for_blob(blob).map_err(|e| e.to_string())
 }
