@@ -32,6 +32,7 @@ pub mod idmap;
 pub mod image;
 pub mod layer;
 pub mod mount;
+pub mod registry;
 pub mod stack;
 pub mod union;
 
