@@ -662,7 +662,7 @@ fn token_auth_through_a_token_service() {
 /// A token-auth front for a registry (the distribution spec's token flow without JWTs):
 /// `/v2/...` without `Authorization: Bearer tok-OK` gets a `401` with a `Bearer` challenge
 /// whose realm is `/token` here; `/token` hands out the token for the right basic
-/// credentials; everything else is forwarded, one request per connection.
+/// credentials; everything else is forwarded.
 struct TokenGate {
     port: u16,
     tokens: Arc<AtomicU64>,
@@ -671,17 +671,45 @@ struct TokenGate {
 
 impl TokenGate {
     fn start(upstream: u16, user: &str, password: &str) -> TokenGate {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind gate");
-        let port = listener.local_addr().expect("addr").port();
         let basic = format!("Basic {}", base64(&format!("{user}:{password}")));
         let tokens = Arc::new(AtomicU64::new(0));
         let forwarded = Arc::new(AtomicU64::new(0));
         let (t, f) = (tokens.clone(), forwarded.clone());
-        std::thread::spawn(move || {
-            for conn in listener.incoming().flatten() {
-                let (basic, t, f) = (basic.clone(), t.clone(), f.clone());
-                std::thread::spawn(move || gate_one(conn, upstream, port, &basic, &t, &f));
+        let port = Front::start(upstream, move |req: &Request, port: u16| {
+            if req.path.starts_with("/token") {
+                if req.header("authorization") == Some(basic.as_str())
+                    && req.path.contains("scope=")
+                {
+                    t.fetch_add(1, Ordering::SeqCst);
+                    return Action::reply("200 OK", "", r#"{"token":"tok-OK"}"#);
+                }
+                return Action::reply("401 Unauthorized", "", r#"{"details":"bad credentials"}"#);
             }
+            if req.header("authorization") != Some("Bearer tok-OK") {
+                let name = req
+                    .path
+                    .strip_prefix("/v2/")
+                    .and_then(|p| {
+                        ["/manifests/", "/blobs/", "/tags/"]
+                            .iter()
+                            .find_map(|m| p.find(m).map(|i| &p[..i]))
+                    })
+                    .unwrap_or_default();
+                let scope = if name.is_empty() {
+                    String::new()
+                } else {
+                    format!(",scope=\"repository:{name}:pull\"")
+                };
+                return Action::reply(
+                    "401 Unauthorized",
+                    &format!(
+                        "WWW-Authenticate: Bearer realm=\"http://127.0.0.1:{port}/token\",service=\"gate\"{scope}\r\n"
+                    ),
+                    r#"{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}"#,
+                );
+            }
+            f.fetch_add(1, Ordering::SeqCst);
+            Action::Forward
         });
         TokenGate {
             port,
@@ -691,13 +719,67 @@ impl TokenGate {
     }
 }
 
-fn gate_one(
+/// One request as an HTTP front sees it.
+struct Request {
+    line: String,
+    path: String,
+    headers: Vec<(String, String)>,
+}
+
+impl Request {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// What a front does with a request.
+enum Action {
+    Reply(String),
+    /// Pass it to the registry (without `Authorization`), one request per connection.
+    Forward,
+}
+
+impl Action {
+    fn reply(status: &str, extra: &str, body: &str) -> Action {
+        Action::Reply(format!(
+            "HTTP/1.1 {status}\r\nContent-Length: {}\r\nContent-Type: application/json\r\n\
+             Connection: close\r\n{extra}\r\n{body}",
+            body.len()
+        ))
+    }
+}
+
+/// A small HTTP front on a free port of 127.0.0.1 before a registry: each request's head is
+/// parsed and handed to `handler` (with the front's own port), which answers it or has it
+/// forwarded.
+struct Front;
+
+impl Front {
+    fn start<F>(upstream: u16, handler: F) -> u16
+    where
+        F: Fn(&Request, u16) -> Action + Send + Sync + 'static,
+    {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind front");
+        let port = listener.local_addr().expect("addr").port();
+        let handler = Arc::new(handler);
+        std::thread::spawn(move || {
+            for conn in listener.incoming().flatten() {
+                let handler = handler.clone();
+                std::thread::spawn(move || front_one(conn, upstream, port, &*handler));
+            }
+        });
+        port
+    }
+}
+
+fn front_one(
     mut conn: TcpStream,
     upstream: u16,
     port: u16,
-    basic: &str,
-    tokens: &AtomicU64,
-    forwarded: &AtomicU64,
+    handler: &(dyn Fn(&Request, u16) -> Action + Send + Sync),
 ) {
     let mut head = Vec::new();
     let mut buf = [0u8; 4096];
@@ -712,95 +794,133 @@ fn gate_one(
     };
     let text = String::from_utf8_lossy(&head[..body_start]).into_owned();
     let mut lines = text.split("\r\n");
-    let request_line = lines.next().unwrap_or_default().to_string();
-    let path = request_line
-        .split(' ')
-        .nth(1)
-        .unwrap_or_default()
-        .to_string();
-    let headers: Vec<(String, String)> = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
-        .collect();
-    let get = |k: &str| {
-        headers
-            .iter()
-            .find(|(n, _)| n == k)
-            .map(|(_, v)| v.as_str())
+    let line = lines.next().unwrap_or_default().to_string();
+    let req = Request {
+        path: line.split(' ').nth(1).unwrap_or_default().to_string(),
+        headers: lines
+            .filter_map(|l| l.split_once(':'))
+            .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+            .collect(),
+        line,
     };
-    let reply = |conn: &mut TcpStream, status: &str, extra: &str, body: &str| {
-        let _ = write!(
-            conn,
-            "HTTP/1.1 {status}\r\nContent-Length: {}\r\nContent-Type: application/json\r\nConnection: close\r\n{extra}\r\n{body}",
-            body.len()
-        );
-    };
-    if path.starts_with("/token") {
-        if get("authorization") == Some(basic) && path.contains("scope=") {
-            tokens.fetch_add(1, Ordering::SeqCst);
-            reply(&mut conn, "200 OK", "", r#"{"token":"tok-OK"}"#);
-        } else {
-            reply(
-                &mut conn,
-                "401 Unauthorized",
-                "",
-                r#"{"details":"bad credentials"}"#,
-            );
+    let reply = match handler(&req, port) {
+        Action::Reply(reply) => reply,
+        Action::Forward => {
+            forward(conn, upstream, &req, &head[body_start..]);
+            return;
         }
-        return;
-    }
-    if get("authorization") != Some("Bearer tok-OK") {
-        let name = path
-            .strip_prefix("/v2/")
-            .and_then(|p| {
-                ["/manifests/", "/blobs/", "/tags/"]
-                    .iter()
-                    .find_map(|m| p.find(m).map(|i| &p[..i]))
-            })
-            .unwrap_or_default();
-        let scope = if name.is_empty() {
-            String::new()
-        } else {
-            format!(",scope=\"repository:{name}:pull\"")
-        };
-        reply(
-            &mut conn,
-            "401 Unauthorized",
-            &format!(
-                "WWW-Authenticate: Bearer realm=\"http://127.0.0.1:{port}/token\",service=\"gate\"{scope}\r\n"
-            ),
-            r#"{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}"#,
-        );
-        return;
-    }
-    forwarded.fetch_add(1, Ordering::SeqCst);
+    };
+    let _ = conn.write_all(reply.as_bytes());
+}
+
+fn forward(mut conn: TcpStream, upstream: u16, req: &Request, body_head: &[u8]) {
     let Ok(mut server) = TcpStream::connect(("127.0.0.1", upstream)) else {
         return;
     };
-    let mut out = format!("{request_line}\r\n");
-    for (k, v) in &headers {
+    let mut out = format!("{}\r\n", req.line);
+    for (k, v) in &req.headers {
         if k != "authorization" && k != "connection" {
             out.push_str(&format!("{k}: {v}\r\n"));
         }
     }
     out.push_str("Connection: close\r\n\r\n");
-    if server.write_all(out.as_bytes()).is_err() || server.write_all(&head[body_start..]).is_err() {
+    if server.write_all(out.as_bytes()).is_err() || server.write_all(body_head).is_err() {
         return;
     }
     let (Ok(mut c_read), Ok(mut s_write)) = (conn.try_clone(), server.try_clone()) else {
         return;
     };
-    let length: u64 = get("content-length")
+    let length: u64 = req
+        .header("content-length")
         .and_then(|l| l.parse().ok())
         .unwrap_or(0);
-    let already = (head.len() - body_start) as u64;
+    let rest = length.saturating_sub(body_head.len() as u64);
     let up = std::thread::spawn(move || {
-        let _ = std::io::copy(
-            &mut (&mut c_read).take(length.saturating_sub(already)),
-            &mut s_write,
-        );
+        let _ = std::io::copy(&mut (&mut c_read).take(rest), &mut s_write);
     });
     let _ = std::io::copy(&mut server, &mut conn);
     let _ = conn.shutdown(std::net::Shutdown::Both);
     let _ = up.join();
+}
+
+#[test]
+fn blob_redirects_keep_the_range_and_drop_the_credentials() {
+    if !registry_or_skip() {
+        return;
+    }
+    let registry = Registry::start();
+    let a = Store::new();
+    a.import("payload:1", &[("data.bin", &noise(300 << 10, 5))]);
+    a.run(&[
+        "push",
+        "-q",
+        "payload:1",
+        &format!("{}/payload:1", registry.host()),
+    ]);
+    let layer = first_layer(&a, "payload:1");
+    let whole = std::fs::read(a.blob(&layer)).expect("layer");
+
+    // The "CDN": another host that records what it is sent.
+    let seen: Arc<std::sync::Mutex<Vec<(Option<String>, Option<String>)>>> = Arc::default();
+    let log = seen.clone();
+    let cdn = Front::start(registry.port, move |req: &Request, _| {
+        log.lock().expect("log").push((
+            req.header("range").map(str::to_string),
+            req.header("authorization").map(str::to_string),
+        ));
+        Action::Forward
+    });
+    // The registry: basic auth, and blob GETs redirected to the CDN.
+    let basic = format!("Basic {}", base64("carol:pw"));
+    let front = Front::start(registry.port, move |req: &Request, _| {
+        if req.header("authorization") != Some(basic.as_str()) {
+            return Action::reply(
+                "401 Unauthorized",
+                "WWW-Authenticate: Basic realm=\"front\"\r\n",
+                "{}",
+            );
+        }
+        if req.line.starts_with("GET ") && req.path.contains("/blobs/sha256:") {
+            return Action::reply(
+                "307 Temporary Redirect",
+                &format!("Location: http://127.0.0.1:{cdn}{}\r\n", req.path),
+                "",
+            );
+        }
+        Action::Forward
+    });
+    let options = ClientOptions {
+        creds: Some(unionmount::registry::auth::Credentials::parse("carol:pw").expect("creds")),
+        ..ClientOptions::default()
+    };
+    let client = Client::new(&format!("localhost:{front}"), &options);
+    let digest = unionmount::layer::blob::Digest::parse(&layer).expect("digest");
+    let range = client
+        .blob_range("payload", &digest, 1000, 4096)
+        .expect("range");
+    assert_eq!(range, whole[1000..5096]);
+    assert_eq!(
+        *seen.lock().expect("log"),
+        [(Some("bytes=1000-5095".to_string()), None)],
+        "the CDN must see the Range and no credentials"
+    );
+    // The whole pull through the redirect.
+    let b = Store::new();
+    b.run(&[
+        "pull",
+        "-q",
+        "--creds",
+        "carol:pw",
+        &format!("localhost:{front}/payload:1"),
+    ]);
+    assert_eq!(
+        first_layer(&b, &format!("localhost:{front}/payload:1")),
+        layer
+    );
+    assert!(
+        seen.lock()
+            .expect("log")
+            .iter()
+            .all(|(_, auth)| auth.is_none())
+    );
 }

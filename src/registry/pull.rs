@@ -250,7 +250,6 @@ fn download(
             });
         }
     });
-    let _ = multi.clear();
     match first_error.into_inner().unwrap_or_else(|p| p.into_inner()) {
         Some(e) => Err(e),
         None => Ok(todo.len()),
