@@ -843,6 +843,9 @@ fn forward(mut conn: TcpStream, upstream: u16, req: &Request, body_head: &[u8]) 
     let _ = up.join();
 }
 
+/// The `Range` and `Authorization` headers of a request the "CDN" got.
+type Seen = (Option<String>, Option<String>);
+
 #[test]
 fn blob_redirects_keep_the_range_and_drop_the_credentials() {
     if !registry_or_skip() {
@@ -861,7 +864,7 @@ fn blob_redirects_keep_the_range_and_drop_the_credentials() {
     let whole = std::fs::read(a.blob(&layer)).expect("layer");
 
     // The "CDN": another host that records what it is sent.
-    let seen: Arc<std::sync::Mutex<Vec<(Option<String>, Option<String>)>>> = Arc::default();
+    let seen: Arc<std::sync::Mutex<Vec<Seen>>> = Arc::default();
     let log = seen.clone();
     let cdn = Front::start(registry.port, move |req: &Request, _| {
         log.lock().expect("log").push((
