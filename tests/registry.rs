@@ -347,6 +347,39 @@ fn large_layers_upload_in_chunks_and_a_cut_download_resumes() {
     assert_eq!(first_layer(&b, &via), first_layer(&a, "big:1"));
 }
 
+#[test]
+fn insecure_registries_need_tls_verify_false_and_fall_back_to_http() {
+    if !registry_or_skip() {
+        return;
+    }
+    let registry = Registry::start();
+    let a = Store::new();
+    a.run(&["pull", "-q", &demo_oci()]);
+    a.run(&[
+        "push",
+        "-q",
+        "demo-oci:latest",
+        &format!("{}/demo:1", registry.host()),
+    ]);
+    // 127.0.0.2 is not one of the loopback names spoken to in plain HTTP: HTTPS is tried.
+    let proxy = Proxy::start_on("127.0.0.2", registry.port);
+    let remote = format!("127.0.0.2:{}/demo:1", proxy.port);
+    let b = Store::new();
+    b.fails(
+        &["pull", &remote],
+        &[
+            "registry 127.0.0.2:",
+            "cannot connect",
+            "--tls-verify=false",
+        ],
+    );
+    b.run(&["pull", "-q", "--tls-verify=false", &remote]);
+    assert_eq!(
+        manifest_digest(&b, &remote),
+        manifest_digest(&a, "demo-oci:latest")
+    );
+}
+
 /// The digest of an image's first layer.
 fn first_layer(store: &Store, image: &str) -> String {
     let manifest = manifest_digest(store, image);

@@ -197,6 +197,14 @@ impl Client {
                 Err(e) => last = e,
             }
         }
+        // A refused or unreachable host is that; anything else over HTTPS may be a registry
+        // that speaks plain HTTP or has a self-signed certificate.
+        let refused = ["refused", "not found", "timed out", "unreachable"]
+            .iter()
+            .any(|w| last.contains(w));
+        if !self.loopback && self.tls_verify && !refused {
+            last.push_str(" (over HTTPS; a registry without HTTPS or with a self-signed certificate needs --tls-verify=false)");
+        }
         Err(RegistryError::Connect {
             registry: self.name.clone(),
             cause: last,
@@ -221,22 +229,26 @@ impl Client {
                 req = req.header(*k, v.as_str());
             }
             let result = match body {
-                Some(b) => req
-                    .body(b)
-                    .map_err(|e| e.to_string())
-                    .and_then(|r| self.agent.run(r).map_err(describe)),
-                None => req
-                    .body(())
-                    .map_err(|e| e.to_string())
-                    .and_then(|r| self.agent.run(r).map_err(describe)),
+                Some(b) => req.body(b).map(|r| self.agent.run(r)),
+                None => req.body(()).map(|r| self.agent.run(r)),
             };
+            let result = match result {
+                Ok(sent) => sent,
+                Err(e) => return Err(e.to_string()),
+            };
+            // Connections that fail or drop may work next time; a TLS or protocol error
+            // (an HTTP server asked for HTTPS) will not.
             let retry = match &result {
                 Ok(resp) => {
                     let s = resp.status().as_u16();
                     s >= 500 || s == 429
                 }
-                Err(_) => true,
+                // rustls reports a handshake with a non-TLS server as InvalidData.
+                Err(ureq::Error::Io(e)) => e.kind() != std::io::ErrorKind::InvalidData,
+                Err(ureq::Error::Timeout(_) | ureq::Error::ConnectionFailed) => true,
+                Err(_) => false,
             };
+            let result = result.map_err(describe);
             if !retry || attempt > RETRIES {
                 return result;
             }

@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 /// A running proxy; stops accepting when dropped (connections in flight run out).
 pub struct Proxy {
     pub port: u16,
+    addr: std::net::SocketAddr,
     state: Arc<ProxyState>,
 }
 
@@ -27,8 +28,15 @@ struct ProxyState {
 impl Proxy {
     /// Starts a proxy on a free port of 127.0.0.1 in front of `127.0.0.1:upstream`.
     pub fn start(upstream: u16) -> Proxy {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind proxy");
-        let port = listener.local_addr().expect("proxy address").port();
+        Proxy::start_on("127.0.0.1", upstream)
+    }
+
+    /// Starts a proxy on a free port of `ip` (another loopback address such as 127.0.0.2
+    /// makes a registry that is not "localhost" to the client).
+    pub fn start_on(ip: &str, upstream: u16) -> Proxy {
+        let listener = TcpListener::bind((ip, 0)).expect("bind proxy");
+        let addr = listener.local_addr().expect("proxy address");
+        let port = addr.port();
         let state = Arc::new(ProxyState {
             served: AtomicU64::new(0),
             cut_after: AtomicU64::new(0),
@@ -51,7 +59,7 @@ impl Proxy {
                 std::thread::spawn(move || pump(client, server, st));
             }
         });
-        Proxy { port, state }
+        Proxy { port, addr, state }
     }
 
     /// Cuts one connection (the first) once it has carried `bytes` bytes from the server.
@@ -81,7 +89,7 @@ impl Drop for Proxy {
     fn drop(&mut self) {
         self.state.stop.store(true, Ordering::Relaxed);
         // Wake the accept loop so that it sees `stop`.
-        let _ = TcpStream::connect(("127.0.0.1", self.port));
+        let _ = TcpStream::connect(self.addr);
     }
 }
 
