@@ -146,9 +146,19 @@ pub fn run_pull(args: PullArgs) -> Result<(), CliError> {
     if is_registry_source(&args.source) {
         return run_registry_pull(args);
     }
-    let reference = Reference::parse(&args.source).map_err(|m| crate::image::ImageError {
-        image: args.source.clone(),
-        cause: crate::image::Cause::Reference(m),
+    let reference = Reference::parse(&args.source).map_err(|m| {
+        // `pull busybox` as docker users type it: say how to name a Docker Hub image.
+        let m = if m.contains("no transport")
+            && crate::image::reference::normalize_repo_tag(&args.source).is_some()
+        {
+            format!("{m}, or docker://{} for a registry image", args.source)
+        } else {
+            m
+        };
+        crate::image::ImageError {
+            image: args.source.clone(),
+            cause: crate::image::Cause::Reference(m),
+        }
     })?;
     let platform = match &args.platform {
         Some(p) => Some(crate::image::platform::Platform::parse(p).map_err(CliError::Usage)?),
