@@ -33,6 +33,7 @@ pub mod idmap;
 pub mod image;
 pub mod layer;
 pub mod mount;
+pub mod registry;
 pub mod stack;
 #[cfg(feature = "testing")]
 pub mod testing;

@@ -159,7 +159,7 @@ fn broken_images_are_one_line_errors() {
         ),
         &["no image tagged \"other:latest\"", "unionmount-demo:latest"],
     );
-    fails("docker://busybox", &["registries are not supported yet"]);
+    fails("docker://busybox", &["`unionmount pull` the image first"]);
     // A bare name is looked up in the store (an empty one here).
     let root = tmp.path().join("store");
     let root = root.to_str().expect("utf-8 path");

@@ -8,6 +8,9 @@ use super::format::truncate_id;
 use super::{CliError, StoreArgs};
 use crate::image::reference::{Location, Reference, Select};
 use crate::image::store::StoredImage;
+use crate::registry::auth::Credentials;
+use crate::registry::pull::PullOptions;
+use crate::registry::{Client, ClientOptions, RegistryRef};
 
 #[derive(Debug, Args)]
 #[command(
@@ -69,18 +72,25 @@ fn report(images: &[StoredImage]) {
 }
 
 #[derive(Debug, Args)]
-#[command(
-    after_help = "Examples:\n  unionmount pull oci:./layout:latest\n  unionmount pull \
-                        docker-archive:busybox.tar\n  unionmount pull oci:./layout   (every image)"
-)]
+#[command(after_help = "Examples:\n  \
+    unionmount pull docker://localhost:5000/app:1.0\n  \
+    unionmount pull localhost:5000/app@sha256:...\n  \
+    unionmount pull --platform linux/arm64 --creds me:secret registry.example.com/team/app\n  \
+    unionmount pull --tls-verify=false docker://10.0.0.5:5000/app\n  \
+    unionmount pull oci:./layout:latest\n  \
+    unionmount pull docker-archive:busybox.tar\n  \
+    unionmount pull oci:./layout   (every image)")]
 pub struct PullArgs {
-    /// oci:DIR[:TAG] (without TAG: every image of the layout) or
+    /// docker://HOST[:PORT]/NAME[:TAG|@DIGEST] (or HOST/NAME... when HOST has a `.` or `:` or
+    /// is localhost), oci:DIR[:TAG] (without TAG: every image of the layout) or
     /// docker-archive:FILE[:NAME:TAG] (without NAME: every image of the archive).
     #[arg(value_name = "SOURCE")]
     pub source: String,
     /// With a multi-platform image, the platform to take (default: this machine).
     #[arg(long = "platform", value_name = "OS/ARCH[/VARIANT]")]
     pub platform: Option<String>,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
     /// Print nothing but errors.
     #[arg(short = 'q', long = "quiet")]
     pub quiet: bool,
@@ -88,10 +98,67 @@ pub struct PullArgs {
     pub store: StoreArgs,
 }
 
+/// How to reach a registry (`pull` and `push`).
+#[derive(Debug, Args)]
+pub struct RegistryArgs {
+    /// Registry credentials (default: the auth files: $REGISTRY_AUTH_FILE,
+    /// $XDG_RUNTIME_DIR/containers/auth.json, ~/.docker/config.json).
+    #[arg(long = "creds", value_name = "USER:PASSWORD")]
+    pub creds: Option<String>,
+    /// Require HTTPS with a verified certificate (false: any certificate, or plain HTTP).
+    /// localhost registries are always plain HTTP.
+    #[arg(
+        long = "tls-verify",
+        value_name = "BOOL",
+        default_value_t = true,
+        num_args = 0..=1,
+        default_missing_value = "true",
+        action = clap::ArgAction::Set
+    )]
+    pub tls_verify: bool,
+}
+
+impl RegistryArgs {
+    /// A client for `reference`'s registry.
+    pub fn client(&self, reference: &RegistryRef) -> Result<Client, CliError> {
+        let creds = match &self.creds {
+            Some(c) => Some(Credentials::parse(c).map_err(CliError::Usage)?),
+            None => None,
+        };
+        let options = ClientOptions {
+            creds,
+            tls_verify: self.tls_verify,
+            ..ClientOptions::default()
+        };
+        Ok(Client::new(&reference.host, &options))
+    }
+}
+
+/// Whether a pull source names a registry image rather than a transport reference.
+pub fn is_registry_source(text: &str) -> bool {
+    if text.starts_with("docker://") {
+        return true;
+    }
+    !super::mount::TRANSPORTS.iter().any(|t| text.starts_with(t)) && RegistryRef::is_registry(text)
+}
+
 pub fn run_pull(args: PullArgs) -> Result<(), CliError> {
-    let reference = Reference::parse(&args.source).map_err(|m| crate::image::ImageError {
-        image: args.source.clone(),
-        cause: crate::image::Cause::Reference(m),
+    if is_registry_source(&args.source) {
+        return run_registry_pull(args);
+    }
+    let reference = Reference::parse(&args.source).map_err(|m| {
+        // `pull busybox` as docker users type it: say how to name a Docker Hub image.
+        let m = if m.contains("no transport")
+            && crate::image::reference::normalize_repo_tag(&args.source).is_some()
+        {
+            format!("{m}, or docker://{} for a registry image", args.source)
+        } else {
+            m
+        };
+        crate::image::ImageError {
+            image: args.source.clone(),
+            cause: crate::image::Cause::Reference(m),
+        }
     })?;
     let platform = match &args.platform {
         Some(p) => Some(crate::image::platform::Platform::parse(p).map_err(CliError::Usage)?),
@@ -127,5 +194,21 @@ pub fn run_pull(args: PullArgs) -> Result<(), CliError> {
             println!("{name}: pulled {}", image.manifest_digest);
         }
     }
+    Ok(())
+}
+
+fn run_registry_pull(args: PullArgs) -> Result<(), CliError> {
+    let reference = RegistryRef::parse(&args.source).map_err(CliError::Usage)?;
+    let platform = match &args.platform {
+        Some(p) => Some(crate::image::platform::Platform::parse(p).map_err(CliError::Usage)?),
+        None => None,
+    };
+    let client = args.registry.client(&reference)?;
+    let store = args.store.open()?;
+    let options = PullOptions {
+        platform,
+        quiet: args.quiet,
+    };
+    crate::registry::pull::pull(&store, &client, &reference, &options)?;
     Ok(())
 }

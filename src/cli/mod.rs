@@ -13,6 +13,7 @@ pub mod listing;
 pub mod load;
 pub mod mount;
 pub mod ps;
+pub mod push;
 pub mod tag;
 pub mod umount;
 
@@ -24,6 +25,7 @@ use clap::{Parser, Subcommand};
 use crate::image::ImageError;
 use crate::image::store::StoreError;
 use crate::mount::MountError;
+use crate::registry::RegistryError;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -81,8 +83,10 @@ pub enum Command {
     Prune(tag::PruneArgs),
     /// Load images from a `docker save` archive or an OCI archive.
     Load(load::LoadArgs),
-    /// Copy images into the store from an OCI layout or a docker archive.
+    /// Copy images into the store from a registry, an OCI layout or a docker archive.
     Pull(load::PullArgs),
+    /// Copy an image of the store to a registry.
+    Push(push::PushArgs),
     /// List the live mounts of images.
     #[command(visible_alias = "mounts")]
     Ps(ps::PsArgs),
@@ -123,6 +127,8 @@ pub enum ImageCommand {
     Load(load::LoadArgs),
     /// Copy images into the store.
     Pull(load::PullArgs),
+    /// Copy an image to a registry.
+    Push(push::PushArgs),
     /// Make a one-layer image from a rootfs tarball.
     Import(commit::ImportArgs),
     /// Write images to a `docker save` archive.
@@ -160,6 +166,7 @@ pub enum CliError {
     Image(ImageError),
     Mount(MountError),
     Store(StoreError),
+    Registry(RegistryError),
     /// Errors already printed one per line (e.g. by `rmi A B`); only the exit code is left.
     Reported,
 }
@@ -171,6 +178,7 @@ impl fmt::Display for CliError {
             CliError::Image(e) => e.fmt(f),
             CliError::Mount(e) => e.fmt(f),
             CliError::Store(e) => e.fmt(f),
+            CliError::Registry(e) => e.fmt(f),
             CliError::Reported => Ok(()),
         }
     }
@@ -193,6 +201,16 @@ impl From<StoreError> for CliError {
     }
 }
 
+impl From<RegistryError> for CliError {
+    fn from(e: RegistryError) -> Self {
+        match e {
+            RegistryError::Store(e) => e.into(),
+            RegistryError::Invalid(m) => CliError::Usage(m),
+            e => CliError::Registry(e),
+        }
+    }
+}
+
 impl From<ImageError> for CliError {
     fn from(e: ImageError) -> Self {
         CliError::Image(e)
@@ -209,7 +227,11 @@ impl CliError {
                 ..
             }) => 2,
             CliError::Store(StoreError::Invalid(_)) => 2,
-            CliError::Image(_) | CliError::Mount(_) | CliError::Store(_) | CliError::Reported => 1,
+            CliError::Image(_)
+            | CliError::Mount(_)
+            | CliError::Store(_)
+            | CliError::Registry(_)
+            | CliError::Reported => 1,
         }
     }
 }
@@ -280,6 +302,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Some(Command::Pull(args) | Command::Image(ImageCommand::Pull(args))) => {
             load::run_pull(args)
         }
+        Some(Command::Push(args) | Command::Image(ImageCommand::Push(args))) => push::run(args),
         Some(Command::Ps(args)) => ps::run(args),
         Some(Command::Rm(args)) => ps::run_rm(args),
         Some(Command::Commit(args)) => commit::run_commit(args),

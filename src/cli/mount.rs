@@ -122,16 +122,7 @@ enum Source {
 /// digest of an image in the store: it starts with a known transport, or it is no valid
 /// image name (then `Reference::parse` says what is wrong with it).
 pub(crate) fn is_transport(text: &str) -> bool {
-    const KNOWN: [&str; 7] = [
-        "oci:",
-        "docker-archive:",
-        "docker://",
-        "oci-archive:",
-        "containers-storage:",
-        "docker-daemon:",
-        "dir:",
-    ];
-    if KNOWN.iter().any(|t| text.starts_with(t)) {
+    if TRANSPORTS.iter().any(|t| text.starts_with(t)) {
         return true;
     }
     let store_form = text.starts_with("sha256:")
@@ -139,6 +130,17 @@ pub(crate) fn is_transport(text: &str) -> bool {
         || crate::image::reference::normalize_repo_tag(text).is_some();
     !store_form
 }
+
+/// The transport prefixes of containers/image (skopeo) that a reference may start with.
+pub(crate) const TRANSPORTS: [&str; 7] = [
+    "oci:",
+    "docker-archive:",
+    "docker://",
+    "oci-archive:",
+    "containers-storage:",
+    "docker-daemon:",
+    "dir:",
+];
 
 /// An image resolved for mounting: its layers, and for a store image the name its mount
 /// state is kept under and its manifest.

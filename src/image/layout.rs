@@ -204,19 +204,8 @@ impl<'a> Layout<'a> {
         list: &[Descriptor],
         platform: &Platform,
     ) -> Result<Descriptor, ImageError> {
-        if let [only] = list {
-            return Ok(only.clone());
-        }
-        let mut best: Option<(u32, &Descriptor)> = None;
-        for d in list {
-            if let Some(rank) = platform.fit(d.platform.as_ref())
-                && best.is_none_or(|(r, _)| rank > r)
-            {
-                best = Some((rank, d));
-            }
-        }
-        match best {
-            Some((_, d)) => Ok(d.clone()),
+        match platform::best_fit(list, platform) {
+            Some(d) => Ok(d.clone()),
             None => Err(self.e.err(Cause::NoPlatform {
                 want: platform.to_string(),
                 have: list

@@ -108,6 +108,26 @@ impl Platform {
     }
 }
 
+/// The entry of an index that fits `platform` best (see [`Platform::fit`]); a list of one is
+/// taken as it is.
+pub fn best_fit<'a>(
+    list: &'a [super::oci::Descriptor],
+    platform: &Platform,
+) -> Option<&'a super::oci::Descriptor> {
+    if let [only] = list {
+        return Some(only);
+    }
+    let mut best: Option<(u32, &super::oci::Descriptor)> = None;
+    for d in list {
+        if let Some(rank) = platform.fit(d.platform.as_ref())
+            && best.is_none_or(|(r, _)| rank > r)
+        {
+            best = Some((rank, d));
+        }
+    }
+    best.map(|(_, d)| d)
+}
+
 /// How an index entry's platform reads in messages.
 pub fn describe(spec: Option<&PlatformSpec>) -> String {
     match spec {

@@ -13,7 +13,8 @@
 //! no escape and refuses such paths. Without a TAG, an OCI layout gives its `latest` tag, or its
 //! only image; a docker archive its only image.
 //!
-//! `docker://` (registries) is reserved and refused for now.
+//! `docker://` (registries) is pulled into the store by `crate::registry`; here it is refused
+//! with a hint to pull first.
 
 use std::fmt;
 use std::path::PathBuf;
@@ -73,7 +74,10 @@ impl Reference {
             };
             Location::DockerArchive { file, select }
         } else if text.starts_with("docker://") {
-            return Err(fail("registries are not supported yet"));
+            return Err(fail(
+                "mounting straight from a registry is not supported yet: \
+                 `unionmount pull` the image first",
+            ));
         } else if let Some((transport, _)) = text.split_once(':').filter(|(t, _)| {
             !t.is_empty()
                 && !t.contains('/')
@@ -318,7 +322,7 @@ mod tests {
     fn bad_references_name_the_reference_and_the_cause() {
         let e = err("docker://busybox");
         assert!(
-            e.contains("docker://busybox") && e.contains("registries are not supported yet"),
+            e.contains("docker://busybox") && e.contains("`unionmount pull` the image first"),
             "{e}"
         );
         assert!(err("busybox").contains("no transport"));

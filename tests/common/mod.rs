@@ -7,6 +7,8 @@
 pub mod image;
 pub mod layers;
 pub mod mount;
+pub mod proxy;
+pub mod registry;
 pub mod rng;
 pub mod snapshot;
 

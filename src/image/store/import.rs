@@ -9,7 +9,7 @@
 //! would change a blob behind its digest. Each layer is then indexed from its store blob,
 //! which checks its diff_id and saves the index so that the first mount is instant.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::os::unix::fs::FileExt;
@@ -32,10 +32,22 @@ impl Store {
     /// (docker's short `NAME:TAG` form). With no tags it is kept untagged. Returns the stored
     /// image.
     pub fn import(&self, image: &Image, tags: &[String]) -> Result<StoredImage, StoreError> {
+        self.import_staged(image, tags, &HashMap::new())
+    }
+
+    /// [`Store::import`] of an image some of whose layer blobs were already copied into
+    /// `ingest/` and checked against their digests (a registry pull downloads them before it
+    /// takes the lock): those files are renamed into `blobs/` instead of copied again.
+    pub fn import_staged(
+        &self,
+        image: &Image,
+        tags: &[String],
+        staged: &HashMap<Digest, PathBuf>,
+    ) -> Result<StoredImage, StoreError> {
         let _lock = self.lock(true)?;
         self.clean_ingest();
         let mut added = Vec::new();
-        let result = self.import_locked(image, tags, &mut added);
+        let result = self.import_locked(image, tags, staged, &mut added);
         if result.is_err() {
             // Blobs this import brought in and nothing refers to.
             for digest in added {
@@ -49,6 +61,7 @@ impl Store {
         &self,
         image: &Image,
         tags: &[String],
+        staged: &HashMap<Digest, PathBuf>,
         added: &mut Vec<Digest>,
     ) -> Result<StoredImage, StoreError> {
         let name = &image.reference;
@@ -71,7 +84,11 @@ impl Store {
                     "image {name}: only image layers can be imported"
                 )));
             };
-            let (digest, size, compression) = self.ingest_blob(blob, name, added)?;
+            let (digest, size, compression) = match blob.digest.as_ref().and_then(|d| staged.get(d))
+            {
+                Some(tmp) => self.adopt_staged(blob, tmp, added)?,
+                None => self.ingest_blob(blob, name, added)?,
+            };
             let stored = BlobRef {
                 path: self.blob_path(&digest),
                 offset: 0,
@@ -154,6 +171,74 @@ impl Store {
             }
         }
         self.write_index(&index)
+    }
+
+    /// Moves a verified blob from `ingest/` into `blobs/` (unless the store has it by now).
+    fn adopt_staged(
+        &self,
+        blob: &BlobRef,
+        tmp: &Path,
+        added: &mut Vec<Digest>,
+    ) -> Result<(Digest, u64, Compression), StoreError> {
+        let digest = blob
+            .digest
+            .clone()
+            .ok_or_else(|| StoreError::Invalid(format!("{}: no digest", tmp.display())))?;
+        let dest = self.blob_path(&digest);
+        if dest.exists() {
+            let _ = std::fs::remove_file(tmp);
+        } else {
+            std::fs::rename(tmp, &dest).map_err(io_err(&dest))?;
+            added.push(digest.clone());
+        }
+        let compression = match blob.compression {
+            Compression::Detect => detect(&File::open(&dest).map_err(io_err(&dest))?, 0, &dest)?,
+            c => c,
+        };
+        Ok((digest, blob.len, compression))
+    }
+
+    /// A new file in `ingest/` named after this process (so that `clean_ingest` leaves it
+    /// alone while we live), for a blob being downloaded before the lock is taken.
+    pub fn staging_file(&self) -> Result<(PathBuf, File), StoreError> {
+        let ingest = self.root.join("ingest");
+        std::fs::create_dir_all(&ingest).map_err(io_err(&ingest))?;
+        let tmp = ingest.join(format!(
+            "{}-{}",
+            std::process::id(),
+            INGEST_SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        ));
+        let file = File::create(&tmp).map_err(io_err(&tmp))?;
+        Ok((tmp, file))
+    }
+
+    /// Sets an annotation on every `index.json` entry of the image with this manifest digest
+    /// (e.g. the registry repository it was pulled from).
+    pub fn annotate(&self, manifest: &Digest, key: &str, value: &str) -> Result<(), StoreError> {
+        let _lock = self.lock(true)?;
+        let mut index = self.read_index()?;
+        for entry in index
+            .manifests
+            .iter_mut()
+            .filter(|d| d.digest == manifest.as_str())
+        {
+            entry
+                .annotations
+                .get_or_insert_with(BTreeMap::new)
+                .insert(key.to_string(), value.to_string());
+        }
+        self.write_index(&index)
+    }
+
+    /// The annotations of the image's first `index.json` entry.
+    pub fn annotations(&self, manifest: &Digest) -> Result<BTreeMap<String, String>, StoreError> {
+        let index = self.read_index()?;
+        Ok(index
+            .manifests
+            .into_iter()
+            .find(|d| d.digest == manifest.as_str())
+            .and_then(|d| d.annotations)
+            .unwrap_or_default())
     }
 
     /// Copies one layer blob in (unless the store has it), checking its digest. Returns the
