@@ -2,7 +2,8 @@
 //! API (v2). It sits above the store (registry → store → layers): it uses `image` and
 //! `image::store`, and nothing below reaches back into it.
 //!
-//! - [`reference`]: `[docker://]HOST[:PORT]/NAME[:TAG|@DIGEST]`, normalised as docker does.
+//! - [`reference`](mod@reference): `[docker://]HOST[:PORT]/NAME[:TAG|@DIGEST]`, normalised as
+//!   docker does.
 //! - [`auth`]: credentials (`--creds`, the podman and docker auth files) and challenges.
 //! - [`client`]: one registry host: HTTP(S) with timeouts, retries, token and basic auth,
 //!   redirects, manifests, blobs (streamed, resumed with `Range`), uploads. `Send + Sync`, a
