@@ -66,6 +66,7 @@ impl FuseAdapter {
     }
 
     pub fn with_options(union: Union, options: ServeOptions) -> FuseAdapter {
+        limit_malloc_arenas();
         let writable = union.is_writable();
         FuseAdapter {
             ttl: if writable { WRITABLE_TTL } else { TTL },
@@ -150,6 +151,25 @@ fn to_errno(e: &io::Error) -> Errno {
         _ => {
             debug!("error without errno: {e}");
             Errno::EIO
+        }
+    }
+}
+
+/// Malloc arenas a daemon may use, unless `MALLOC_ARENA_MAX` says otherwise.
+const MALLOC_ARENAS: i32 = 1;
+
+/// glibc gives each worker thread an arena of its own (up to 8 per core), each holding
+/// freed and unused memory apart: after a walk of 90k entries that was 2 MiB of the daemon's
+/// 20 (one arena: 18.2 MiB in every run; two: 18.2 to 19.6). Small allocations still come
+/// from per-thread caches, so workers rarely wait for the shared arena. Called before the
+/// worker threads start.
+fn limit_malloc_arenas() {
+    #[cfg(target_env = "gnu")]
+    if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
+        // SAFETY: mallopt takes two integers and only changes allocator tuning; glibc
+        // applies M_ARENA_MAX to arenas made from now on.
+        unsafe {
+            libc::mallopt(libc::M_ARENA_MAX, MALLOC_ARENAS);
         }
     }
 }
@@ -505,7 +525,7 @@ impl Filesystem for FuseAdapter {
                     }
                     continue;
                 }
-                match self.union.lookup(listing.dir, &e.name) {
+                match self.union.lookup_listed(&listing, e) {
                     Ok((child, stat)) => {
                         let full = reply.add(
                             INodeNo(child),
