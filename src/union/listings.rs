@@ -19,14 +19,23 @@ pub const LISTING_BUDGET: usize = 16 * 1024;
 /// Listings kept on nodes, oldest first, and their entries in total.
 pub struct ListingBudget {
     max_entries: usize,
-    kept: Mutex<(VecDeque<(Ino, Weak<Listing>, usize)>, usize)>,
+    kept: Mutex<Kept>,
+}
+
+/// A listing kept on directory `.0`, with `.2` entries.
+type KeptListing = (Ino, Weak<Listing>, usize);
+
+#[derive(Default)]
+struct Kept {
+    queue: VecDeque<KeptListing>,
+    entries: usize,
 }
 
 impl ListingBudget {
     pub fn new(max_entries: usize) -> ListingBudget {
         ListingBudget {
             max_entries,
-            kept: Mutex::new((VecDeque::new(), 0)),
+            kept: Mutex::new(Kept::default()),
         }
     }
 
@@ -34,17 +43,16 @@ impl ListingBudget {
     /// their nodes (never the one just kept). Only merges come here, not cache hits, so the
     /// lock is off the lookup path.
     pub fn admit(&self, dir: Ino, listing: &Arc<Listing>) -> Vec<(Ino, Weak<Listing>)> {
-        let mut guard = self.kept.lock();
-        let (queue, total) = &mut *guard;
+        let mut kept = self.kept.lock();
         let size = listing.entries.len();
-        queue.push_back((dir, Arc::downgrade(listing), size));
-        *total += size;
+        kept.queue.push_back((dir, Arc::downgrade(listing), size));
+        kept.entries += size;
         let mut out = Vec::new();
-        while *total > self.max_entries && queue.len() > 1 {
-            let Some((ino, weak, n)) = queue.pop_front() else {
+        while kept.entries > self.max_entries && kept.queue.len() > 1 {
+            let Some((ino, weak, n)) = kept.queue.pop_front() else {
                 break;
             };
-            *total -= n;
+            kept.entries -= n;
             out.push((ino, weak));
         }
         out
