@@ -58,6 +58,9 @@ pub struct FuseAdapter {
     /// Open flags for files and directories: keep the page cache only if nothing changes.
     file_flags: FopenFlags,
     dir_flags: FopenFlags,
+    /// Read-only, on a kernel that can do without opens of regular files: `open` answers
+    /// ENOSYS once, then reads come with handle 0 and are served by node.
+    no_open: bool,
 }
 
 impl FuseAdapter {
@@ -82,6 +85,7 @@ impl FuseAdapter {
             },
             union,
             options,
+            no_open: false,
         }
     }
 
@@ -204,6 +208,13 @@ impl Filesystem for FuseAdapter {
         {
             debug!("kernel does not offer FUSE_POSIX_ACL");
         }
+        // Read-only: layer files never change, so opens (and releases) are round trips for
+        // nothing; the kernel then keeps the page cache across opens, as FOPEN_KEEP_CACHE
+        // does. Kernels without zero-message open would fail every open with ENOSYS.
+        self.no_open = !self.union.is_writable()
+            && config
+                .capabilities()
+                .contains(InitFlags::FUSE_NO_OPEN_SUPPORT);
         let _ = config.set_max_readahead(1 << 20);
         Ok(())
     }
@@ -378,6 +389,9 @@ impl Filesystem for FuseAdapter {
         guarded("open", || {
             let truncate = flags.0 & libc::O_TRUNC != 0;
             let write = flags.acc_mode() != OpenAccMode::O_RDONLY || truncate;
+            if self.no_open && !write {
+                return reply.error(Errno::ENOSYS);
+            }
             match self.union.open_with(ino.0, write, truncate) {
                 // Without an upper, layer data never changes under a mount: keep the page
                 // cache across opens.
@@ -390,7 +404,7 @@ impl Filesystem for FuseAdapter {
     fn read(
         &self,
         _req: &Request,
-        _ino: INodeNo,
+        ino: INodeNo,
         fh: FileHandle,
         offset: u64,
         size: u32,
@@ -398,7 +412,14 @@ impl Filesystem for FuseAdapter {
         _lock_owner: Option<LockOwner>,
         reply: ReplyData,
     ) {
-        guarded("read", || match self.union.read(fh.0, offset, size) {
+        let read = || {
+            if self.no_open && fh.0 == 0 {
+                self.union.read_node(ino.0, offset, size)
+            } else {
+                self.union.read(fh.0, offset, size)
+            }
+        };
+        guarded("read", || match read() {
             Ok(data) => reply.data(&data),
             Err(e) => reply.error(to_errno(&e)),
         });
@@ -460,7 +481,7 @@ impl Filesystem for FuseAdapter {
         datasync: bool,
         reply: ReplyEmpty,
     ) {
-        if self.options.volatile {
+        if self.options.volatile || (self.no_open && fh.0 == 0) {
             return reply.ok();
         }
         guarded("fsync", || {
