@@ -15,6 +15,7 @@ use std::ffi::OsStr;
 use std::io;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use attr::{file_attr, file_type};
@@ -61,6 +62,10 @@ pub struct FuseAdapter {
     /// Read-only, on a kernel that can do without opens of regular files: `open` answers
     /// ENOSYS once, then reads come with handle 0 and are served by node.
     no_open: bool,
+    /// The same for directories: `opendir` answers ENOSYS once, then the kernel reads
+    /// directories with handle 0 and caches what it read (a warm `find` then sends
+    /// nothing; it sent an opendir and a releasedir per directory).
+    no_opendir: bool,
 }
 
 impl FuseAdapter {
@@ -86,6 +91,7 @@ impl FuseAdapter {
             union,
             options,
             no_open: false,
+            no_opendir: false,
         }
     }
 
@@ -108,6 +114,16 @@ impl FuseAdapter {
         match res {
             Ok((_, stat)) => reply.entry(&self.ttl, &self.attr(&stat), Generation(0)),
             Err(e) => reply.error(to_errno(&e)),
+        }
+    }
+
+    /// The listing a readdir reads: its handle's, or without one (see `no_opendir`) the
+    /// directory node's.
+    fn listing(&self, ino: INodeNo, fh: FileHandle) -> io::Result<Arc<Listing>> {
+        if self.no_opendir && fh.0 == 0 {
+            self.union.listing_of_dir(ino.0)
+        } else {
+            self.union.listing(fh.0)
         }
     }
 
@@ -215,6 +231,12 @@ impl Filesystem for FuseAdapter {
             && config
                 .capabilities()
                 .contains(InitFlags::FUSE_NO_OPEN_SUPPORT);
+        // A read-only union's listings never change, and one merged again reads the same
+        // (sorted), so offsets stay valid without a handle holding the listing.
+        self.no_opendir = !self.union.is_writable()
+            && config
+                .capabilities()
+                .contains(InitFlags::FUSE_NO_OPENDIR_SUPPORT);
         let _ = config.set_max_readahead(1 << 20);
         Ok(())
     }
@@ -490,6 +512,9 @@ impl Filesystem for FuseAdapter {
     }
 
     fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+        if self.no_opendir {
+            return reply.error(Errno::ENOSYS);
+        }
         guarded("opendir", || match self.union.opendir(ino.0) {
             // Without an upper the listing cannot change, so the kernel may cache it.
             Ok(fh) => reply.opened(FileHandle(fh), self.dir_flags),
@@ -500,13 +525,13 @@ impl Filesystem for FuseAdapter {
     fn readdir(
         &self,
         _req: &Request,
-        _ino: INodeNo,
+        ino: INodeNo,
         fh: FileHandle,
         offset: u64,
         mut reply: ReplyDirectory,
     ) {
         guarded("readdir", || {
-            let listing = match self.union.listing(fh.0) {
+            let listing = match self.listing(ino, fh) {
                 Ok(l) => l,
                 Err(e) => return reply.error(to_errno(&e)),
             };
@@ -529,7 +554,7 @@ impl Filesystem for FuseAdapter {
         mut reply: ReplyDirectoryPlus,
     ) {
         guarded("readdirplus", || {
-            let listing = match self.union.listing(fh.0) {
+            let listing = match self.listing(ino, fh) {
                 Ok(l) => l,
                 Err(e) => return reply.error(to_errno(&e)),
             };

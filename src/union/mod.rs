@@ -517,6 +517,19 @@ impl Union {
         })
     }
 
+    /// The merged listing of directory `ino`, for reads without a handle (read-only unions
+    /// only: a listing merged again must read the same).
+    pub fn listing_of_dir(&self, ino: Ino) -> io::Result<Arc<Listing>> {
+        if self.upper.is_some() {
+            return Err(errno(libc::EBADF));
+        }
+        let node = self.node(ino)?;
+        if node.kind != Kind::Dir {
+            return Err(errno(libc::ENOTDIR));
+        }
+        self.listing_of(&node)
+    }
+
     /// The listing of an open directory handle.
     pub fn listing(&self, fh: u64) -> io::Result<Arc<Listing>> {
         let open = self.dirs.get(fh).ok_or_else(|| errno(libc::EBADF))?;
