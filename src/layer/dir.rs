@@ -29,7 +29,7 @@ use super::{Attr, DirEntry, Entry, FileData, FsStats, Kind, Layer, NodeId, Times
 
 mod names;
 
-use names::{Interner, NodePath, slot_of};
+use names::{Interner, Name, NodePath, slot_of};
 
 const ROOT: NodeId = 0;
 
@@ -57,7 +57,7 @@ impl DirLayer {
         )?;
         let root_path = NodePath {
             parent: ROOT,
-            name: Arc::from(c"."),
+            name: Name::new(c"."),
             generation: 0,
         };
         Ok(DirLayer {
@@ -94,7 +94,7 @@ impl DirLayer {
         if let Some(id) = self.nodes.read().find(parent, name.as_bytes()) {
             return Ok(id);
         }
-        let name_c: Arc<CStr> = CString::new(name.as_bytes()).map_err(|_| einval())?.into();
+        let name_c = Name::new(&CString::new(name.as_bytes()).map_err(|_| einval())?);
         let mut nodes = self.nodes.write();
         if let Some(id) = nodes.find(parent, name.as_bytes()) {
             return Ok(id);
@@ -214,10 +214,7 @@ impl DirLayer {
         if path.name.is_empty() {
             return Err(io::Error::from_raw_os_error(libc::ENOENT));
         }
-        Ok(Some((
-            self.parent_fd(&path)?,
-            path.name.as_ref().to_owned(),
-        )))
+        Ok(Some((self.parent_fd(&path)?, (*path.name).to_owned())))
     }
 
     /// `name` in `parent` is gone (unlinked, or replaced by another object): the node id it
@@ -228,7 +225,7 @@ impl DirLayer {
         if let Some(id) = nodes.remove(parent, name.as_bytes()) {
             let slot = slot_of(id);
             if let Some(n) = nodes.nodes.get_mut(slot) {
-                n.name = Arc::from(c"");
+                n.name = Name::new(c"");
                 nodes.free.push(slot);
             }
             drop(nodes);
@@ -246,9 +243,7 @@ impl DirLayer {
         new_name: &OsStr,
     ) -> io::Result<()> {
         self.forget_name(new_parent, new_name);
-        let name_c: Arc<CStr> = CString::new(new_name.as_bytes())
-            .map_err(|_| einval())?
-            .into();
+        let name_c = Name::new(&CString::new(new_name.as_bytes()).map_err(|_| einval())?);
         let mut nodes = self.nodes.write();
         if let Some(id) = nodes.remove(old_parent, old_name.as_bytes()) {
             if let Some(n) = nodes.nodes.get_mut(slot_of(id)) {

@@ -77,7 +77,7 @@ impl Union {
         let entry = up
             .lookup(parent_up, &name)?
             .ok_or_else(|| errno(libc::EIO))?;
-        upper.set_origin(node::st_ino(0, entry.attr.ino), node.st_ino);
+        upper.set_origin(node::st_ino(0, entry.attr.ino), self.nodes.st_ino(node));
         let mut new_layers = vec![LayerRef {
             layer: 0,
             node: entry.node,

@@ -107,7 +107,7 @@ impl Union {
             upper.retire(st_ino);
         }
         if let Ok(st) = rustix::fs::statat(&*dir_fd, name, AtFlags::SYMLINK_NOFOLLOW) {
-            upper.set_origin(node::st_ino(0, st.st_ino), node.st_ino);
+            upper.set_origin(node::st_ino(0, st.st_ino), self.nodes.st_ino(node));
         }
         for (new, old) in copy.origins {
             upper.set_origin(new, old);

@@ -8,6 +8,7 @@
 mod copyup;
 mod dircopy;
 pub mod handles;
+mod listings;
 pub mod node;
 mod rename;
 pub mod upper;
@@ -17,11 +18,12 @@ use std::collections::HashSet;
 use std::ffi::{OsStr, OsString};
 use std::io;
 use std::os::unix::ffi::OsStrExt;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use crate::layer::whiteout::is_private_xattr;
 use crate::layer::{Attr, FileData, FsStats, Kind, Layer};
-use handles::Handles;
+use handles::{Handles, Recent};
+use listings::{LISTING_BUDGET, ListingBudget};
 pub use node::{Ino, ROOT_INO};
 use node::{LayerRef, Node, NodeTable, Place, Resolved};
 use upper::Upper;
@@ -100,13 +102,24 @@ impl OpenFile {
     }
 }
 
+/// An open directory: its listing, merged at the first read (not at open: a walk whose
+/// listings the kernel still caches opens every directory but reads none).
+struct OpenDir {
+    ino: Ino,
+    listing: OnceLock<Arc<Listing>>,
+}
+
 /// A union of layers; read-only, or writable through an [`Upper`] at position 0.
 pub struct Union {
     /// Topmost first.
     layers: Vec<Arc<dyn Layer>>,
     nodes: NodeTable,
     files: Handles<OpenFile>,
-    dirs: Handles<Arc<Listing>>,
+    dirs: Handles<Arc<OpenDir>>,
+    /// Files read without a handle (see [`Union::read_node`]).
+    recent: Recent<Arc<dyn FileData>>,
+    /// Which directory nodes keep their listings once no handle reads them.
+    listings: ListingBudget,
     upper: Option<Upper>,
 }
 
@@ -139,6 +152,8 @@ impl Union {
             layers,
             files: Handles::new(),
             dirs: Handles::new(),
+            recent: Recent::new(),
+            listings: ListingBudget::new(LISTING_BUDGET),
             upper: None,
         })
     }
@@ -229,6 +244,34 @@ impl Union {
 
     /// Looks `name` up in directory `parent`, taking a lookup reference on the result.
     pub fn lookup(&self, parent: Ino, name: &OsStr) -> io::Result<(Ino, Stat)> {
+        let dir = self.lookup_dir(parent, name)?;
+        // A cached merged listing says which layer has the name, so a miss costs no layer
+        // call and a hit asks only the layers from there down. Without one, the layers are
+        // asked top down (merging a listing per lookup would cost more than it saves).
+        let from = match dir.cached_listing() {
+            Ok(listing) => match listing.find(name) {
+                Some(listed) => listed.from,
+                None => return Err(errno(libc::ENOENT)),
+            },
+            Err(_) => 0,
+        };
+        self.lookup_from(&dir, name, from)
+    }
+
+    /// [`Union::lookup`] of an entry of `listing` (readdirplus): the entry says where to
+    /// start, unless a write changed the directory since the listing was merged.
+    pub fn lookup_listed(&self, listing: &Arc<Listing>, entry: &Listed) -> io::Result<(Ino, Stat)> {
+        let dir = self.lookup_dir(listing.dir, &entry.name)?;
+        let current =
+            self.upper.is_none() || dir.cached_listing().is_ok_and(|l| Arc::ptr_eq(&l, listing));
+        if !current {
+            return self.lookup(listing.dir, &entry.name);
+        }
+        self.lookup_from(&dir, &entry.name, entry.from)
+    }
+
+    /// The directory node to look `name` up in, once the name is checked.
+    fn lookup_dir(&self, parent: Ino, name: &OsStr) -> io::Result<Arc<Node>> {
         let dir = self.node(parent)?;
         if dir.kind != Kind::Dir {
             return Err(errno(libc::ENOTDIR));
@@ -239,14 +282,11 @@ impl Union {
         if name == "." || name == ".." || name.as_bytes().contains(&b'/') {
             return Err(errno(libc::EINVAL));
         }
-        // The merged listing says which layer has the name, so a miss costs no layer call and
-        // a hit asks only the layers from there down (as fuse-overlayfs does, a directory is
-        // read once rather than probed per name in every layer).
-        let listing = self.listing_of(&dir)?;
-        let Some(listed) = listing.find(name) else {
-            return Err(errno(libc::ENOENT));
-        };
-        let (resolved, mut attr) = self.resolve(&dir, name, listed.from as usize)?;
+        Ok(dir)
+    }
+
+    fn lookup_from(&self, dir: &Node, name: &OsStr, from: u32) -> io::Result<(Ino, Stat)> {
+        let (resolved, mut attr) = self.resolve(dir, name, from as usize)?;
         let place = Place {
             parent: dir.ino,
             name: self.upper.as_ref().map(|_| Arc::from(name)),
@@ -257,7 +297,7 @@ impl Union {
             attr.nlink = MERGED_DIR_NLINK;
         }
         let stat = Stat {
-            st_ino: node.st_ino,
+            st_ino: self.nodes.st_ino(&node),
             attr,
         };
         Ok((node.ino, stat))
@@ -283,7 +323,7 @@ impl Union {
             attr.nlink = MERGED_DIR_NLINK;
         }
         Ok(Stat {
-            st_ino: node.st_ino,
+            st_ino: self.nodes.st_ino(node),
             attr,
         })
     }
@@ -310,7 +350,7 @@ impl Union {
                 };
                 let st = rustix::fs::fstat(backing)?;
                 Ok(Stat {
-                    st_ino: node.st_ino,
+                    st_ino: self.nodes.st_ino(&node),
                     attr: crate::layer::dir::attr_from_stat(&st),
                 })
             }
@@ -372,6 +412,28 @@ impl Union {
         Ok(buf)
     }
 
+    /// Reads a regular file of a read-only union by its node, without a handle: the kernel
+    /// sends no open (and no release) once told opens are not needed, which saves two round
+    /// trips per file opened (a warm `tar` of small files made nothing but those).
+    pub fn read_node(&self, ino: Ino, offset: u64, size: u32) -> io::Result<Vec<u8>> {
+        if self.upper.is_some() {
+            // An upper file may change or go: reads go through handles.
+            return Err(errno(libc::EBADF));
+        }
+        let data = self.recent.get_or_open(ino, || {
+            let node = self.node(ino)?;
+            if node.kind != Kind::File {
+                return Err(errno(libc::EINVAL));
+            }
+            let top = node.top();
+            Ok(Arc::from(self.layer(top).open(top.node)?))
+        })?;
+        let mut buf = vec![0u8; size as usize];
+        let n = data.read_at(&mut buf, offset)?;
+        buf.truncate(n);
+        Ok(buf)
+    }
+
     pub fn release(&self, fh: u64) {
         self.files.remove(fh);
     }
@@ -382,8 +444,10 @@ impl Union {
         if node.kind != Kind::Dir {
             return Err(errno(libc::ENOTDIR));
         }
-        let listing = self.listing_of(&node)?;
-        Ok(self.dirs.insert(listing))
+        Ok(self.dirs.insert(Arc::new(OpenDir {
+            ino,
+            listing: OnceLock::new(),
+        })))
     }
 
     /// The merged listing of a directory node, made on first use.
@@ -395,20 +459,29 @@ impl Union {
         let made = Arc::new(self.merge_listing(node)?);
         // Two threads may race to merge; both results are equal, keep the first (unless a
         // write changed the directory meanwhile).
-        Ok(node.store_listing(made, version))
+        let (listing, kept) = node.store_listing(made, version);
+        if kept {
+            for (ino, old) in self.listings.admit(node.ino, &listing) {
+                if let (Some(dir), Some(old)) = (self.nodes.get(ino), old.upgrade()) {
+                    dir.evict_listing(&old);
+                }
+            }
+        }
+        Ok(listing)
     }
 
     /// Merges the names of every layer directory of `node`, top first.
     fn merge_listing(&self, node: &Node) -> io::Result<Listing> {
+        let st_ino = self.nodes.st_ino(node);
         let parent_st_ino = match self.nodes.get(node.parent()) {
-            Some(p) => p.st_ino,
-            None => node.st_ino,
+            Some(p) => self.nodes.st_ino(&p),
+            None => st_ino,
         };
         let mut entries = vec![
             Listed {
                 name: OsStr::new(".").into(),
                 kind: Kind::Dir,
-                st_ino: node.st_ino,
+                st_ino,
                 from: 0,
             },
             Listed {
@@ -444,9 +517,29 @@ impl Union {
         })
     }
 
+    /// The merged listing of directory `ino`, for reads without a handle (read-only unions
+    /// only: a listing merged again must read the same).
+    pub fn listing_of_dir(&self, ino: Ino) -> io::Result<Arc<Listing>> {
+        if self.upper.is_some() {
+            return Err(errno(libc::EBADF));
+        }
+        let node = self.node(ino)?;
+        if node.kind != Kind::Dir {
+            return Err(errno(libc::ENOTDIR));
+        }
+        self.listing_of(&node)
+    }
+
     /// The listing of an open directory handle.
     pub fn listing(&self, fh: u64) -> io::Result<Arc<Listing>> {
-        self.dirs.get(fh).ok_or_else(|| errno(libc::EBADF))
+        let open = self.dirs.get(fh).ok_or_else(|| errno(libc::EBADF))?;
+        if let Some(listing) = open.listing.get() {
+            return Ok(listing.clone());
+        }
+        let made = self.listing_of(&*self.node(open.ino)?)?;
+        // The kernel reads one handle from one thread at a time; were two to race, both
+        // would read the listing set first.
+        Ok(open.listing.get_or_init(|| made).clone())
     }
 
     pub fn releasedir(&self, fh: u64) {

@@ -6,11 +6,12 @@
 //! the mount however often the kernel forgets and looks up again, and hard links of one file
 //! resolve to one node, so `find`, `du` and `tar` see them as links.
 
-use std::collections::HashMap;
 use std::ffi::OsStr;
+use std::hash::{BuildHasher, RandomState};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
+use hashbrown::HashTable;
 use parking_lot::RwLock;
 
 use super::Listing;
@@ -82,29 +83,58 @@ pub struct Resolved {
     pub layers: Vec<LayerRef>,
 }
 
-/// A merged object.
+/// A merged object. Kept small: a walk of a large tree leaves one per entry alive for as long
+/// as the kernel caches the entry (88 bytes with its `Arc` header, from 160 when each part
+/// had a lock of its own and `st_ino` was stored).
 pub struct Node {
     pub ino: Ino,
-    /// The `st_ino` shown for it (equal to `ino` except for the root).
-    pub st_ino: u64,
+    lookups: AtomicU64,
+    /// Bumped by every invalidation, so a listing merged concurrently is not kept.
+    version: AtomicU32,
     pub kind: Kind,
+    state: RwLock<State>,
+}
+
+/// What may change in a node, under its one lock.
+struct State {
     /// Topmost first. Changes only when a writable upper copies the object up (the upper
     /// object goes on top) or moves it.
-    layers: RwLock<LayerList>,
+    layers: LayerList,
     /// Where the kernel first found it: the parent's node id (the root's own for the root),
-    /// for `..` in listings and for copy-up; and, with a writable upper, its name there.
-    place: RwLock<Place>,
-    /// A directory's merged listing, made on first open and dropped when a write changes the
-    /// directory: merging on every opendir made warm `find` 3x slower than fuse-overlayfs.
-    listing: RwLock<Option<Arc<Listing>>>,
-    /// Bumped by every invalidation, so a listing merged concurrently is not kept.
-    version: AtomicU64,
-    lookups: AtomicU64,
+    /// for `..` in listings and for copy-up.
+    parent: Ino,
+    /// What most nodes do not have: boxed, so that a file of a read-only union pays 8 bytes.
+    more: Option<Box<More>>,
+}
+
+#[derive(Default)]
+struct More {
+    /// With a writable upper, its name in `parent` (a read-only union never needs it).
+    name: Option<Arc<OsStr>>,
     /// A hard-linked file: the other places the kernel looked it up by, so that when the name
-    /// in `place` goes, the node can move to one that still holds the file.
-    /// Boxed: only hard-linked files with a writable upper have any, and an empty `Vec` in
-    /// every node cost 16 bytes more than a `None`.
-    links: RwLock<Option<Box<[Place]>>>,
+    /// goes, the node can move to one that still holds the file.
+    links: Vec<Place>,
+    /// A directory's merged listing, made on first open and dropped when a write changes the
+    /// directory (merging on every opendir made warm `find` 3x slower than fuse-overlayfs),
+    /// or when the union's budget of cached listings pushes it out.
+    listing: Option<Arc<Listing>>,
+}
+
+impl State {
+    fn more(&mut self) -> &mut More {
+        self.more.get_or_insert_with(Box::default)
+    }
+
+    /// Frees the box once it holds nothing.
+    fn tidy(&mut self) {
+        if let Some(m) = &self.more
+            && m.name.is_none()
+            && m.links.is_empty()
+            && m.listing.is_none()
+        {
+            self.more = None;
+        }
+    }
 }
 
 /// A node's parent and name.
@@ -117,116 +147,159 @@ pub struct Place {
 
 impl Node {
     pub fn top(&self) -> LayerRef {
-        self.layers.read()[0]
+        self.state.read().layers[0]
     }
 
     pub fn layers(&self) -> LayerList {
-        self.layers.read().clone()
+        self.state.read().layers.clone()
     }
 
     pub fn set_layers(&self, layers: Vec<LayerRef>) {
-        *self.layers.write() = layers.into();
+        self.state.write().layers = layers.into();
     }
 
     pub fn place(&self) -> Place {
-        self.place.read().clone()
+        let state = self.state.read();
+        Place {
+            parent: state.parent,
+            name: state.more.as_ref().and_then(|m| m.name.clone()),
+        }
     }
 
     pub fn set_place(&self, parent: Ino, name: &OsStr) {
-        *self.place.write() = Place {
-            parent,
-            name: Some(Arc::from(name)),
-        };
+        let mut state = self.state.write();
+        state.parent = parent;
+        state.more().name = Some(Arc::from(name));
     }
 
     pub fn parent(&self) -> Ino {
-        self.place.read().parent
+        self.state.read().parent
     }
 
     /// The cached listing and the version it must still have to be stored.
-    pub fn cached_listing(&self) -> Result<Arc<Listing>, u64> {
+    pub fn cached_listing(&self) -> Result<Arc<Listing>, u32> {
         let version = self.version.load(Ordering::Acquire);
-        match &*self.listing.read() {
+        match self
+            .state
+            .read()
+            .more
+            .as_ref()
+            .and_then(|m| m.listing.as_ref())
+        {
             Some(l) => Ok(l.clone()),
             None => Err(version),
         }
     }
 
-    /// Keeps `made` unless the directory changed since `version` was read.
-    pub fn store_listing(&self, made: Arc<Listing>, version: u64) -> Arc<Listing> {
-        let mut slot = self.listing.write();
-        if let Some(l) = &*slot {
-            return l.clone();
+    /// Keeps `made` unless the directory changed since `version` was read. The flag says
+    /// whether `made` is the one kept now.
+    pub fn store_listing(&self, made: Arc<Listing>, version: u32) -> (Arc<Listing>, bool) {
+        let mut state = self.state.write();
+        if let Some(l) = state.more.as_ref().and_then(|m| m.listing.as_ref()) {
+            return (l.clone(), false);
         }
-        if self.version.load(Ordering::Acquire) == version {
-            *slot = Some(made.clone());
+        if self.version.load(Ordering::Acquire) != version {
+            return (made, false);
         }
-        made
+        state.more().listing = Some(made.clone());
+        (made, true)
     }
 
     /// The directory changed: the next listing is merged afresh.
     pub fn invalidate_listing(&self) {
-        let mut slot = self.listing.write();
+        let mut state = self.state.write();
         self.version.fetch_add(1, Ordering::AcqRel);
-        *slot = None;
+        if let Some(m) = &mut state.more {
+            m.listing = None;
+        }
+        state.tidy();
+    }
+
+    /// Drops the cached listing if it is still `old` (the budget of cached listings is
+    /// full); a later one is left alone.
+    pub fn evict_listing(&self, old: &Arc<Listing>) {
+        let mut state = self.state.write();
+        if let Some(m) = &mut state.more
+            && m.listing.as_ref().is_some_and(|l| Arc::ptr_eq(l, old))
+        {
+            m.listing = None;
+        }
+        state.tidy();
     }
 
     /// The kernel found this (non-directory) object under `at` too: a hard link.
     fn note_link(&self, at: &Place) {
-        let same = |p: &Place| p.parent == at.parent && p.name == at.name;
-        if at.name.is_none() || same(&self.place()) {
+        let Some(at_name) = &at.name else { return };
+        let same = |parent: Ino, name: Option<&Arc<OsStr>>| {
+            parent == at.parent && name.is_some_and(|n| n == at_name)
+        };
+        let place = self.place();
+        if same(place.parent, place.name.as_ref()) {
             return;
         }
-        let mut links = self.links.write();
-        if !links.iter().flat_map(|l| l.iter()).any(same) {
-            let mut list = links.take().map(Vec::from).unwrap_or_default();
-            list.push(at.clone());
-            *links = Some(list.into_boxed_slice());
+        let mut state = self.state.write();
+        let more = state.more();
+        if !more.links.iter().any(|p| same(p.parent, p.name.as_ref())) {
+            more.links.push(at.clone());
+            more.links.shrink_to_fit();
         }
     }
 
     /// The other places of a hard-linked object, forgetting `name` in `parent` (which goes).
     pub fn links_but(&self, parent: Ino, name: &OsStr) -> Vec<Place> {
-        let mut links = self.links.write();
-        let mut list = links.take().map(Vec::from).unwrap_or_default();
-        list.retain(|p| p.parent != parent || p.name.as_deref() != Some(name));
-        if !list.is_empty() {
-            *links = Some(list.clone().into_boxed_slice());
-        }
+        let mut state = self.state.write();
+        let Some(more) = &mut state.more else {
+            return Vec::new();
+        };
+        more.links
+            .retain(|p| p.parent != parent || p.name.as_deref() != Some(name));
+        more.links.shrink_to_fit();
+        let list = more.links.clone();
+        state.tidy();
         list
     }
 
-    fn new(ino: Ino, st_ino: u64, kind: Kind, layers: Vec<LayerRef>, place: Place) -> Node {
+    fn new(ino: Ino, kind: Kind, layers: Vec<LayerRef>, place: Place) -> Node {
         Node {
             ino,
-            st_ino,
-            kind,
-            layers: RwLock::new(layers.into()),
-            place: RwLock::new(place),
-            listing: RwLock::new(None),
-            version: AtomicU64::new(0),
             lookups: AtomicU64::new(0),
-            links: RwLock::new(None),
+            version: AtomicU32::new(0),
+            kind,
+            state: RwLock::new(State {
+                layers: layers.into(),
+                parent: place.parent,
+                more: place.name.map(|name| {
+                    Box::new(More {
+                        name: Some(name),
+                        ..More::default()
+                    })
+                }),
+            }),
         }
     }
 }
 
 const SHARDS: usize = 64;
 
-/// All live nodes, sharded by node id so that concurrent requests rarely share a lock.
+/// All live nodes, sharded by node id so that concurrent requests rarely share a lock. The
+/// tables hold only the nodes (a node carries its id): 8 bytes a node, not 16.
 pub struct NodeTable {
-    shards: Vec<RwLock<HashMap<Ino, Arc<Node>>>>,
+    shards: Vec<RwLock<HashTable<Arc<Node>>>>,
+    hasher: RandomState,
+    /// The root's `st_ino`: every other node's is its node id.
+    root_st_ino: u64,
 }
 
 impl NodeTable {
     /// A table holding just the root.
     pub fn new(st_ino: u64, layers: Vec<LayerRef>) -> NodeTable {
         let table = NodeTable {
-            shards: (0..SHARDS).map(|_| RwLock::new(HashMap::new())).collect(),
+            shards: (0..SHARDS).map(|_| RwLock::new(HashTable::new())).collect(),
+            hasher: RandomState::new(),
+            root_st_ino: st_ino,
         };
         let root = Node::new(
             ROOT_INO,
-            st_ino,
             Kind::Dir,
             layers,
             Place {
@@ -237,23 +310,44 @@ impl NodeTable {
         // The kernel never forgets the root.
         root.lookups.store(1, Ordering::Release);
         let root = Arc::new(root);
-        table.shard(ROOT_INO).write().insert(ROOT_INO, root);
+        let hash = table.hash(ROOT_INO);
+        table
+            .shard(ROOT_INO)
+            .write()
+            .insert_unique(hash, root, |n| table.hash(n.ino));
         table
     }
 
-    fn shard(&self, ino: Ino) -> &RwLock<HashMap<Ino, Arc<Node>>> {
+    /// The `st_ino` shown for a node (equal to its node id except for the root).
+    pub fn st_ino(&self, node: &Node) -> u64 {
+        if node.ino == ROOT_INO {
+            self.root_st_ino
+        } else {
+            node.ino
+        }
+    }
+
+    fn shard(&self, ino: Ino) -> &RwLock<HashTable<Arc<Node>>> {
         &self.shards[(ino as usize) % SHARDS]
     }
 
+    fn hash(&self, ino: Ino) -> u64 {
+        self.hasher.hash_one(ino)
+    }
+
     pub fn get(&self, ino: Ino) -> Option<Arc<Node>> {
-        self.shard(ino).read().get(&ino).cloned()
+        self.shard(ino)
+            .read()
+            .find(self.hash(ino), |n| n.ino == ino)
+            .cloned()
     }
 
     /// Takes one lookup reference on the node for `r`, creating it if it is not live. An
     /// existing node keeps the layer objects it was created with (a hard link reached by
     /// another name is the same file; that name is noted as one of its links).
     pub fn acquire(&self, r: Resolved, place: Place) -> Arc<Node> {
-        if let Some(node) = self.shard(r.ino).read().get(&r.ino) {
+        let hash = self.hash(r.ino);
+        if let Some(node) = self.shard(r.ino).read().find(hash, |n| n.ino == r.ino) {
             node.lookups.fetch_add(1, Ordering::AcqRel);
             if node.kind != Kind::Dir {
                 node.note_link(&place);
@@ -262,8 +356,9 @@ impl NodeTable {
         }
         let mut shard = self.shard(r.ino).write();
         let node = shard
-            .entry(r.ino)
-            .or_insert_with(|| Arc::new(Node::new(r.ino, r.ino, r.kind, r.layers, place)));
+            .entry(hash, |n| n.ino == r.ino, |n| self.hash(n.ino))
+            .or_insert_with(|| Arc::new(Node::new(r.ino, r.kind, r.layers, place)))
+            .into_mut();
         node.lookups.fetch_add(1, Ordering::AcqRel);
         node.clone()
     }
@@ -280,11 +375,11 @@ impl NodeTable {
         let mut shard = self.shard(ino).write();
         // An `acquire` may have taken a new reference since the count hit zero; it does so
         // holding this shard's lock, so the count read here is final.
-        if let Some(current) = shard.get(&ino)
-            && Arc::ptr_eq(current, &node)
+        if let Ok(current) = shard.find_entry(self.hash(ino), |n| n.ino == ino)
+            && Arc::ptr_eq(current.get(), &node)
             && node.lookups.load(Ordering::Acquire) == 0
         {
-            shard.remove(&ino);
+            current.remove();
         }
     }
 
@@ -292,7 +387,7 @@ impl NodeTable {
     pub fn all(&self) -> Vec<Arc<Node>> {
         let mut out = Vec::new();
         for shard in &self.shards {
-            out.extend(shard.read().values().cloned());
+            out.extend(shard.read().iter().cloned());
         }
         out
     }
@@ -341,6 +436,17 @@ mod tests {
         assert_eq!(c.ino, a.ino, "the node id is stable across forget");
         t.forget(ROOT_INO, 10);
         assert!(t.get(ROOT_INO).is_some());
+    }
+
+    #[test]
+    fn a_node_stays_small() {
+        // With the Arc's two counts, 88 bytes: glibc's 96-byte size class. Every entry a
+        // walk has seen costs this, so growing it should be a decision.
+        assert!(
+            std::mem::size_of::<Node>() <= 72,
+            "{}",
+            std::mem::size_of::<Node>()
+        );
     }
 
     #[test]

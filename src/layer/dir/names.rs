@@ -10,14 +10,52 @@ use hashbrown::HashTable;
 use crate::layer::NodeId;
 
 /// One interned object of the layer: its parent and its own name (the root has neither).
-/// Cloned out of the interner for each request (the name is shared, not copied).
+/// Cloned out of the interner for each request.
 #[derive(Clone)]
 pub(super) struct NodePath {
     pub(super) parent: NodeId,
-    pub(super) name: Arc<CStr>,
+    pub(super) name: Name,
     /// Bumped each time the slot is given to a new name: part of the node id, so an id of a
     /// forgotten name never reaches the name that reuses its slot.
     pub(super) generation: u32,
+}
+
+/// A name as the interner keeps it: most names of a tree fit in the 24 bytes a shared one
+/// would take as a pointer, so they are stored there rather than in an allocation of their
+/// own (the allocations were a tenth of the daemon's memory after a walk of 90k entries).
+#[derive(Clone)]
+pub(super) enum Name {
+    /// The name and its NUL, NUL-padded.
+    Inline([u8; INLINE]),
+    /// Longer names, shared by the copies handed out per request.
+    Shared(Arc<CStr>),
+}
+
+const INLINE: usize = 23;
+
+impl Name {
+    pub(super) fn new(name: &CStr) -> Name {
+        let bytes = name.to_bytes_with_nul();
+        if bytes.len() <= INLINE {
+            let mut inline = [0; INLINE];
+            inline[..bytes.len()].copy_from_slice(bytes);
+            Name::Inline(inline)
+        } else {
+            Name::Shared(Arc::from(name))
+        }
+    }
+}
+
+impl std::ops::Deref for Name {
+    type Target = CStr;
+
+    fn deref(&self) -> &CStr {
+        match self {
+            // Always holds a NUL (`new` checked the length).
+            Name::Inline(bytes) => CStr::from_bytes_until_nul(bytes).unwrap_or(c""),
+            Name::Shared(name) => name,
+        }
+    }
 }
 
 /// A node id is its slot in [`Interner::nodes`] (low 32 bits) and that slot's generation.
@@ -56,7 +94,7 @@ impl Interner {
             .copied()
     }
 
-    pub(super) fn insert(&mut self, parent: NodeId, name: Arc<CStr>) -> NodeId {
+    pub(super) fn insert(&mut self, parent: NodeId, name: Name) -> NodeId {
         let hash = Self::hash(&self.hasher, parent, name.to_bytes());
         let id = match self.free.pop() {
             Some(slot) => {
@@ -117,4 +155,26 @@ fn is_named(nodes: &[NodePath], id: NodeId, parent: NodeId, name: &[u8]) -> bool
     nodes
         .get(slot_of(id))
         .is_some_and(|n| n.parent == parent && n.name.to_bytes() == name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn short_names_inline_and_long_ones_shared_read_back_the_same() {
+        assert_eq!(std::mem::size_of::<Name>(), 24);
+        for name in [
+            c"",
+            c"a",
+            c"exactly-22-bytes-long!",
+            c"23-bytes-is-one-too-long",
+            c".",
+        ] {
+            let kept = Name::new(name);
+            assert_eq!(&*kept, name);
+            let inline = matches!(kept, Name::Inline(_));
+            assert_eq!(inline, name.to_bytes().len() < INLINE, "{name:?}");
+        }
+    }
 }
