@@ -430,3 +430,44 @@ fn lazy_mount_faults_give_one_line_or_a_retry() {
     assert!(is_fuse_mount(lazy.path()), "the mount went away");
     drop(lazy);
 }
+
+#[test]
+fn a_lazy_mount_keeps_its_changes_in_the_store_and_is_listed() {
+    if !registry_or_skip() || !root_or_skip() {
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let registry = Registry::start();
+    let host = registry.host();
+    let layer = tmp.path().join("layer.tar.gz");
+    write_layer(&layer, 2, 3);
+    let a = tmp.path().join("a");
+    run(&a, &["import", layer.to_str().unwrap(), "tiny:1"]);
+    run(&a, &["push", "-q", "tiny:1", &format!("{host}/tiny:1")]);
+    let image = format!("docker://{host}/tiny:1");
+    let mnt = mountpoint(tmp.path(), "mnt");
+    let x = tmp.path().join("x");
+
+    // Writable by default, like a store image: the upper lives under the store's mounts/.
+    let lazy = Daemon::mount(&x, &["--lazy", &image], &mnt);
+    std::fs::write(lazy.path().join("etc/new.txt"), b"written\n").expect("write");
+    std::fs::remove_file(lazy.path().join("etc/small-000.txt")).expect("remove");
+    let ps = run(&x, &["ps", "--format", "{{.Image}} {{.Mountpoint}}"]);
+    assert_eq!(
+        ps.trim(),
+        format!("docker://{host}/tiny:1 {}", mnt.display()),
+        "{ps}"
+    );
+    drop(lazy);
+    let again = Daemon::mount(&x, &["--lazy", &image], &mnt);
+    assert_eq!(
+        std::fs::read(again.path().join("etc/new.txt")).expect("read"),
+        b"written\n"
+    );
+    assert!(!again.path().join("etc/small-000.txt").exists());
+    assert_eq!(
+        std::fs::read(again.path().join("etc/small-002.txt")).expect("read"),
+        small_file(2)
+    );
+    drop(again);
+}
