@@ -63,9 +63,11 @@ fn fails(root: &Path, args: &[&str], mnt: &Path, needles: &[&str]) -> String {
     stderr
 }
 
-/// A mount made by the daemon (`mount` without `-f`); unmounted on drop.
+/// A mount made by the daemon (`mount` without `-f`); unmounted on drop with `umount`, which
+/// waits for the daemon to exit (so that the mountpoint can be used again at once).
 struct Daemon {
     mnt: PathBuf,
+    root: PathBuf,
 }
 
 impl Daemon {
@@ -78,6 +80,7 @@ impl Daemon {
         assert!(is_fuse_mount(mnt), "{all:?}: no mount");
         Daemon {
             mnt: mnt.to_path_buf(),
+            root: root.to_path_buf(),
         }
     }
 
@@ -88,8 +91,14 @@ impl Daemon {
 
 impl Drop for Daemon {
     fn drop(&mut self) {
-        // The daemon ends by itself once the kernel closes the session.
-        let _ = umount2(&self.mnt, libc::MNT_DETACH);
+        let root = self.root.to_str().unwrap_or_default();
+        let mnt = self.mnt.to_str().unwrap_or_default();
+        let out = run_unionmount(&["umount", mnt, "--root", root], None, TIMEOUT);
+        if !out.status.success() {
+            eprintln!("umount {mnt}: {}", out.stderr);
+            // The daemon ends by itself once the kernel closes the session.
+            let _ = umount2(&self.mnt, libc::MNT_DETACH);
+        }
     }
 }
 
@@ -443,7 +452,12 @@ fn a_lazy_mount_keeps_its_changes_in_the_store_and_is_listed() {
     write_layer(&layer, 2, 3);
     let a = tmp.path().join("a");
     run(&a, &["import", layer.to_str().unwrap(), "tiny:1"]);
-    run(&a, &["push", "-q", "tiny:1", &format!("{host}/tiny:1")]);
+    // The image, then its index, built here by reading the layer once.
+    let pushed = run(
+        &a,
+        &["push", "--index", "tiny:1", &format!("{host}/tiny:1")],
+    );
+    assert!(pushed.contains("(1 built"), "{pushed}");
     let image = format!("docker://{host}/tiny:1");
     let mnt = mountpoint(tmp.path(), "mnt");
     let x = tmp.path().join("x");

@@ -296,19 +296,21 @@ fn find_artifact(
     repo: &str,
     subject: &Digest,
 ) -> Result<Option<oci::Manifest>, RegistryError> {
-    let referrers = match client.get_referrers(repo, subject)? {
-        Some(raw) => Some(parse_index(client, repo, &raw)?),
-        None => fallback_index(client, repo, subject)?,
+    let newest = |index: ReferrersIndex| {
+        index
+            .manifests
+            .into_iter()
+            .rev()
+            .find(|d| artifact_type(d) == Some(INDEX_ARTIFACT_TYPE))
     };
-    let Some(referrers) = referrers else {
-        return Ok(None);
+    // A registry may have the API and still keep an artifact under the tag (one pushed by a
+    // client that saw it not listed), so the tag is looked at too.
+    let from_api = referrers_api(client, repo, subject)?.and_then(newest);
+    let found = match from_api {
+        Some(desc) => Some(desc),
+        None => fallback_index(client, repo, subject)?.and_then(newest),
     };
-    let Some(desc) = referrers
-        .manifests
-        .iter()
-        .rev()
-        .find(|d| artifact_type(d) == Some(INDEX_ARTIFACT_TYPE))
-    else {
+    let Some(desc) = found else {
         return Ok(None);
     };
     let digest = desc.digest().map_err(|m| protocol(client, m))?;
@@ -351,6 +353,20 @@ impl ReferrerDescriptor {
 struct ReferrersIndex {
     #[serde(default)]
     manifests: Vec<ReferrerDescriptor>,
+}
+
+/// The referrers of `subject` by the API; `None` where the registry has no such API (404,
+/// or another error status from a registry that does not know the route).
+fn referrers_api(
+    client: &Client,
+    repo: &str,
+    subject: &Digest,
+) -> Result<Option<ReferrersIndex>, RegistryError> {
+    match client.get_referrers(repo, subject) {
+        Ok(Some(raw)) => Ok(Some(parse_index(client, repo, &raw)?)),
+        Ok(None) | Err(RegistryError::Status { .. }) => Ok(None),
+        Err(e) => Err(e),
+    }
 }
 
 fn parse_index(client: &Client, repo: &str, raw: &[u8]) -> Result<ReferrersIndex, RegistryError> {
@@ -492,11 +508,12 @@ pub fn push_indexes(
         .map_err(|e| RegistryError::Invalid(format!("index artifact: {e}")))?;
     let digest = crate::image::sha256_of(&raw);
     client.put_manifest(repo, digest.as_str(), oci::OCI_MANIFEST, &raw)?;
-    // A registry with the referrers API lists the artifact by its subject; one without needs
-    // the fallback tag.
-    let fallback = client
-        .get_referrers(repo, &subject.manifest_digest)?
-        .is_none();
+    // A registry that indexes `subject` lists the artifact by the referrers API at once; for
+    // any other the fallback tag is written (distribution spec 1.1, "Pushing Manifests with
+    // Subject").
+    let listed = referrers_api(client, repo, &subject.manifest_digest)?
+        .is_some_and(|index| index.manifests.iter().any(|d| d.digest == digest.as_str()));
+    let fallback = !listed;
     if fallback {
         let mut index = fallback_index(client, repo, &subject.manifest_digest)?.unwrap_or_default();
         // Earlier index artifacts of this image are superseded by this one.
