@@ -438,6 +438,26 @@ fn lazy_mount_faults_give_one_line_or_a_retry() {
     assert_eq!(proxy.cuts(), 1, "the proxy cut no connection");
     assert!(is_fuse_mount(lazy.path()), "the mount went away");
     drop(lazy);
+
+    // The registry serves a corrupt layer (same size, other bytes): the first pass sees it.
+    let client = Client::new(&host, &ClientOptions::default());
+    let reference = RegistryRef::parse(&format!("{host}/small:1")).expect("reference");
+    let resolved = client
+        .resolve(&reference, &Platform::host())
+        .expect("resolve");
+    let layer_digest = resolved.layers[0].digest.clone();
+    let file = registry.blob_file(&layer_digest);
+    let mut data = std::fs::read(&file).expect("registry blob");
+    let mid = data.len() / 2;
+    data[mid] ^= 0xff;
+    std::fs::write(&file, &data).expect("tamper");
+    let y = tmp.path().join("y");
+    fails(
+        &y,
+        &["mount", "--lazy", &direct, mnt.to_str().unwrap()],
+        &mnt,
+        &[&layer_digest],
+    );
 }
 
 #[test]
