@@ -256,6 +256,7 @@ pub fn run_in_background(
     cfg: &MountConfig,
 ) -> Result<(fuser::BackgroundSession, PathBuf), MountError> {
     let (session, mountpoint) = open_session(cfg)?;
+    crate::layer::remote::start_pending_fills();
     let background = session
         .spawn()
         .map_err(|e| MountError::Daemon(format!("cannot start serving: {e}")))?;
@@ -291,6 +292,8 @@ fn serve(
     pid_file: Option<&Path>,
 ) -> Result<(), MountError> {
     block_stop_signals();
+    // Here, in the process that serves (a daemon's child), not before its fork.
+    crate::layer::remote::start_pending_fills();
     let target = mountpoint.to_path_buf();
     let mut unmounter = session.unmount_callable();
     std::thread::Builder::new()

@@ -6,10 +6,12 @@
 //! `--read-only` leaves them out. A `--layer` mount is read-only unless given `--upper`.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use clap::Args;
 
 use super::CliError;
+use super::load::RegistryArgs;
 use crate::image::platform::Platform;
 use crate::image::reference::Reference;
 use crate::image::store::{self, MountState, Store};
@@ -19,12 +21,15 @@ use crate::layer::blob::Digest;
 use crate::layer::blob::LayerSource;
 use crate::layer::tar::IndexCache;
 use crate::mount::{MountConfig, MountError, UpperDirs};
+use crate::registry::RegistryRef;
 
 #[derive(Debug, Args)]
 #[command(
     after_help = "Examples:\n  unionmount mount alpine:3.19 /mnt/alpine          (an image of the store; \
                         writable)\n  unionmount mount --read-only oci:./layout:v1 /mnt\n  \
-                        unionmount mount --layer base.tar.gz --layer ./app /mnt"
+                        unionmount mount --layer base.tar.gz --layer ./app /mnt\n  \
+                        unionmount mount --lazy docker://localhost:5000/app:1 /mnt   (reads \
+                        what is used, by HTTP ranges)"
 )]
 pub struct MountArgs {
     /// IMAGE MOUNTPOINT, or MOUNTPOINT alone with --layer. IMAGE is oci:DIR[:TAG],
@@ -36,6 +41,20 @@ pub struct MountArgs {
     /// A layer: an extracted directory or a tar file. Repeat it, bottom layer first.
     #[arg(long = "layer", value_name = "PATH")]
     pub layers: Vec<PathBuf>,
+
+    /// IMAGE is a registry image, [docker://]HOST[:PORT]/NAME[:TAG|@DIGEST], mounted without
+    /// pulling it: each layer is read once to index it (unless the registry has its index,
+    /// see `push --index`), then files are fetched by HTTP range requests as they are read,
+    /// and cached by chunk under the index cache.
+    #[arg(long = "lazy")]
+    pub lazy: bool,
+
+    /// With --lazy: fetch the whole of every layer into the chunk cache in the background.
+    #[arg(long = "fill", requires = "lazy")]
+    pub fill: bool,
+
+    #[command(flatten)]
+    pub registry: RegistryArgs,
 
     /// With IMAGE: the platform to take from a multi-platform image (default: this machine).
     #[arg(long = "platform", value_name = "OS/ARCH[/VARIANT]")]
@@ -94,6 +113,12 @@ impl MountArgs {
         MountArgs {
             targets,
             layers: Vec::new(),
+            lazy: false,
+            fill: false,
+            registry: RegistryArgs {
+                creds: None,
+                tls_verify: true,
+            },
             platform: None,
             read_only: false,
             upper: None,
@@ -116,6 +141,8 @@ enum Source {
     Transport(Reference),
     /// A name, ID or digest of an image in the store.
     Stored(String),
+    /// `--lazy [docker://]HOST/NAME[:TAG]`: a registry image read by ranges.
+    Lazy(RegistryRef),
 }
 
 /// Whether `text` is a transport reference (read in place) rather than the name, ID or
@@ -150,7 +177,12 @@ struct Resolved {
 }
 
 /// The layers to stack, topmost first, from an image or the `--layer` list.
-fn resolve(args: &MountArgs, source: &Source, store: Option<&Store>) -> Result<Resolved, CliError> {
+fn resolve(
+    args: &MountArgs,
+    source: &Source,
+    store: Option<&Store>,
+    index_cache: Option<&Path>,
+) -> Result<Resolved, CliError> {
     if !args.layers.is_empty() && !matches!(source, Source::Layers) {
         return Err(CliError::Usage(
             "give either an IMAGE or --layer PATH..., not both".into(),
@@ -202,6 +234,27 @@ fn resolve(args: &MountArgs, source: &Source, store: Option<&Store>) -> Result<R
                 stored: Some((key, stored.manifest_digest.clone())),
             })
         }
+        (Source::Lazy(reference), _) => {
+            let client = Arc::new(args.registry.client(reference)?);
+            let platform = platform.unwrap_or_else(Platform::host);
+            let image = crate::registry::lazy::open_image(
+                &client,
+                reference,
+                &platform,
+                index_cache,
+                args.fill,
+            )?;
+            if image.imported > 0 {
+                log::info!(
+                    "{reference}: {} layer indexes taken from the registry",
+                    image.imported
+                );
+            }
+            Ok(Resolved {
+                layers: image.layers,
+                stored: None,
+            })
+        }
         (Source::Stored(name), None) => Err(CliError::Usage(format!(
             "image {name:?}: no store to look it up in"
         ))),
@@ -215,7 +268,15 @@ pub fn run(args: MountArgs) -> Result<(), CliError> {
             let text = image.to_str().ok_or_else(|| {
                 CliError::Usage(format!("image reference {image:?} is not UTF-8"))
             })?;
-            let source = if is_transport(text) {
+            let source = if args.lazy {
+                if !super::load::is_registry_source(text) {
+                    return Err(CliError::Usage(format!(
+                        "--lazy {text:?}: not a registry reference (want \
+                         docker://HOST[:PORT]/NAME[:TAG|@DIGEST])"
+                    )));
+                }
+                Source::Lazy(RegistryRef::parse(text).map_err(CliError::Usage)?)
+            } else if is_transport(text) {
                 Source::Transport(Reference::parse(text).map_err(|m| ImageError {
                     image: text.to_string(),
                     cause: Cause::Reference(m),
@@ -231,6 +292,11 @@ pub fn run(args: MountArgs) -> Result<(), CliError> {
             ));
         }
     };
+    if args.lazy && !matches!(source, Source::Lazy(_)) {
+        return Err(CliError::Usage(
+            "--lazy wants a registry IMAGE: docker://HOST[:PORT]/NAME[:TAG]".into(),
+        ));
+    }
     if args.root.as_ref().is_some_and(|r| r.as_os_str().is_empty()) {
         return Err(CliError::Usage("--root: empty path".into()));
     }
@@ -246,15 +312,16 @@ pub fn run(args: MountArgs) -> Result<(), CliError> {
         Some(s) => Some(s.lock(false)?),
         None => None,
     };
-    let resolved = resolve(&args, &source, store.as_ref())?;
-    let mut layers = resolved.layers;
     let index_cache = match (args.no_cache, &args.cache, &store) {
         (true, _, _) => None,
         (false, Some(dir), _) => Some(dir.clone()),
         (false, None, Some(store)) => Some(store.index_dir()),
-        (false, None, None) if args.root.is_some() => Some(root.join("indexes")),
+        // A lazy mount's indexes and chunks are the store's, as a pulled image's would be.
+        (false, None, None) if args.root.is_some() || args.lazy => Some(root.join("indexes")),
         (false, None, None) => Some(IndexCache::default_dir()),
     };
+    let resolved = resolve(&args, &source, store.as_ref(), index_cache.as_deref())?;
+    let mut layers = resolved.layers;
     let defaults = LayerOptions::default();
     let layer_options = LayerOptions {
         index_cache,
@@ -262,7 +329,10 @@ pub fn run(args: MountArgs) -> Result<(), CliError> {
     };
     let image = match (&source, resolved.stored) {
         (Source::Transport(reference), _) => Some(ImageState::Reference(reference)),
-        (Source::Stored(_), Some((key, manifest))) => Some(ImageState::Stored(key, manifest)),
+        (Source::Lazy(reference), _) => {
+            Some(ImageState::Stored(format!("docker://{reference}"), None))
+        }
+        (Source::Stored(_), Some((key, manifest))) => Some(ImageState::Stored(key, Some(manifest))),
         _ => None,
     };
     // A read-only mount of a store image is recorded too: `ps` lists it, `rmi` sees it.
@@ -271,7 +341,7 @@ pub fn run(args: MountArgs) -> Result<(), CliError> {
             MountState::named(
                 &root,
                 key.clone(),
-                Some(manifest.clone()),
+                manifest.clone(),
                 &crate::mount::check_mountpoint(&mountpoint)?,
             )
             .map_err(|e| MountError::Layer(format!("image {key}: {e}")))?,
@@ -331,8 +401,9 @@ pub fn run(args: MountArgs) -> Result<(), CliError> {
 /// The image a store-kept upper belongs to.
 enum ImageState<'a> {
     Reference(&'a Reference),
-    /// A store image: the key its mount state is named by, and its manifest.
-    Stored(String, Digest),
+    /// A store image (or a lazily mounted registry image): the key its mount state is named
+    /// by, and its manifest in the store.
+    Stored(String, Option<Digest>),
 }
 
 /// Where the mount's changes go.
@@ -387,7 +458,7 @@ impl Changes {
                             .map_err(|e| MountError::Layer(format!("image {reference}: {e}")))?
                     }
                     ImageState::Stored(key, manifest) => {
-                        MountState::named(root, key.clone(), Some(manifest), &mountpoint)
+                        MountState::named(root, key.clone(), manifest, &mountpoint)
                             .map_err(|e| MountError::Layer(format!("image {key}: {e}")))?
                     }
                 };

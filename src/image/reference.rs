@@ -13,8 +13,8 @@
 //! no escape and refuses such paths. Without a TAG, an OCI layout gives its `latest` tag, or its
 //! only image; a docker archive its only image.
 //!
-//! `docker://` (registries) is pulled into the store by `crate::registry`; here it is refused
-//! with a hint to pull first.
+//! `docker://` (registries) is pulled into the store, or mounted lazily, by `crate::registry`;
+//! here it is refused with a hint to pull first or mount with `--lazy`.
 
 use std::fmt;
 use std::path::PathBuf;
@@ -75,8 +75,8 @@ impl Reference {
             Location::DockerArchive { file, select }
         } else if text.starts_with("docker://") {
             return Err(fail(
-                "mounting straight from a registry is not supported yet: \
-                 `unionmount pull` the image first",
+                "a registry image is read here only with `mount --lazy`: \
+                 `unionmount pull` the image first, or give --lazy",
             ));
         } else if let Some((transport, _)) = text.split_once(':').filter(|(t, _)| {
             !t.is_empty()

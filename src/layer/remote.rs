@@ -57,6 +57,22 @@ const MAP_MAGIC: [u8; 8] = *b"UMCHUNK\0";
 const MAP_VERSION: u32 = 1;
 const MAP_HEADER: u64 = 32;
 
+/// Blobs whose background fill waits for the mount to serve.
+static PENDING_FILLS: std::sync::Mutex<Vec<Weak<RemoteBlob>>> = std::sync::Mutex::new(Vec::new());
+
+fn pending_fills() -> std::sync::MutexGuard<'static, Vec<Weak<RemoteBlob>>> {
+    PENDING_FILLS.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Starts the background fills asked for by [`RemoteBlob::fill_when_serving`] (of blobs still
+/// open): called by the process that serves the mount, after any fork.
+pub fn start_pending_fills() {
+    let pending = std::mem::take(&mut *pending_fills());
+    for blob in pending.iter().filter_map(Weak::upgrade) {
+        blob.spawn_fill();
+    }
+}
+
 /// A blob of a [`RangeSource`], read through its chunk cache.
 pub struct RemoteBlob {
     source: Arc<dyn RangeSource>,
@@ -239,6 +255,12 @@ impl RemoteBlob {
         if let Err(e) = spawned {
             log::warn!("{}: cannot start the background fill: {e}", self.describe());
         }
+    }
+
+    /// Asks for [`Self::spawn_fill`] once the mount serves ([`start_pending_fills`]): a
+    /// layer is opened before a daemon forks, and threads do not survive the fork.
+    pub fn fill_when_serving(self: &Arc<Self>) {
+        pending_fills().push(Arc::downgrade(self));
     }
 
     /// Makes chunks `first..=last` present, fetching those missing and waiting for those

@@ -9,9 +9,12 @@
 //!   redirects, manifests, blobs (streamed, resumed with `Range`), uploads. `Send + Sync`, a
 //!   library API that lazy mounts can share between threads.
 //! - [`pull`] and [`push`]: the commands' work, between a [`client::Client`] and the store.
+//! - [`lazy`]: registry blobs as range sources for lazy mounts, and the layer-index artifacts
+//!   (`push --index`) that spare a lazy mount its first pass.
 
 pub mod auth;
 pub mod client;
+pub mod lazy;
 pub mod pull;
 pub mod push;
 pub mod reference;

@@ -266,7 +266,7 @@ impl TarLayer {
             && from_blob
             && let Some(remote) = &layer.remote
         {
-            remote.spawn_fill();
+            remote.fill_when_serving();
         }
         Ok(layer)
     }
