@@ -25,30 +25,41 @@ pub trait BlobRead: Send + Sync {
     fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize>;
 
     /// Fills `buf` from `offset`, failing with `UnexpectedEof` if the blob ends first.
-    fn read_exact_at(&self, mut buf: &mut [u8], mut offset: u64) -> io::Result<()> {
-        while !buf.is_empty() {
-            match self.read_at(buf, offset) {
-                Ok(0) => {
-                    return Err(io::Error::new(
-                        io::ErrorKind::UnexpectedEof,
-                        format!("the blob ends at byte {offset}"),
-                    ));
-                }
-                Ok(n) => {
-                    buf = &mut buf[n..];
-                    offset += n as u64;
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(())
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
+        fill_at(|b, o| self.read_at(b, o), buf, offset, "the blob")
     }
 
     /// A local file on the filesystem that holds the blob (or its cache), for `statfs`.
     fn local_file(&self) -> Option<&File> {
         None
     }
+}
+
+/// Fills `buf` from `offset` by repeated positional reads (`read`, which returns 0 at the
+/// end), retrying on EINTR; `UnexpectedEof` names `what` ended and where.
+pub(crate) fn fill_at(
+    mut read: impl FnMut(&mut [u8], u64) -> io::Result<usize>,
+    mut buf: &mut [u8],
+    mut offset: u64,
+    what: &str,
+) -> io::Result<()> {
+    while !buf.is_empty() {
+        match read(buf, offset) {
+            Ok(0) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    format!("{what} ends at byte {offset}"),
+                ));
+            }
+            Ok(n) => {
+                buf = &mut buf[n..];
+                offset += n as u64;
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 impl BlobRead for File {

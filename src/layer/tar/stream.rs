@@ -20,24 +20,8 @@ pub(crate) trait Stream: Send + Sync {
     fn len(&self) -> u64;
 
     /// Fills `buf` from `offset`, failing with `UnexpectedEof` if the stream ends first.
-    fn read_exact_at(&self, mut buf: &mut [u8], mut offset: u64) -> io::Result<()> {
-        while !buf.is_empty() {
-            match self.read_at(buf, offset) {
-                Ok(0) => {
-                    return Err(io::Error::new(
-                        io::ErrorKind::UnexpectedEof,
-                        format!("tar stream ends at byte {offset}"),
-                    ));
-                }
-                Ok(n) => {
-                    buf = &mut buf[n..];
-                    offset += n as u64;
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(())
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
+        crate::layer::blob::fill_at(|b, o| self.read_at(b, o), buf, offset, "tar stream")
     }
 }
 
