@@ -170,7 +170,11 @@ impl Store {
             && !replace_layers
             && !self.missing_blobs(b).is_empty()
         {
-            let name = b.tags.first().cloned().unwrap_or_else(|| b.config_digest.to_string());
+            let name = b
+                .tags
+                .first()
+                .cloned()
+                .unwrap_or_else(|| b.config_digest.to_string());
             return Err(b.lazy_error(&name, "commit", None));
         }
         let blob = self.blob_path(&packed.digest);

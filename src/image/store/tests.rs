@@ -308,7 +308,13 @@ fn a_lazy_image_without_blobs_is_listed_removed_and_completed() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let store = Store::open(tmp.path()).expect("open");
     let image = store
-        .import_lazy(&manifest, &config, &["demo:1".into()], 1234, "localhost:5000/demo")
+        .import_lazy(
+            &manifest,
+            &config,
+            &["demo:1".into()],
+            1234,
+            "localhost:5000/demo",
+        )
         .expect("import lazy");
     assert_eq!(image.manifest_digest, full.manifest_digest);
     assert!(image.lazy);
@@ -331,7 +337,10 @@ fn a_lazy_image_without_blobs_is_listed_removed_and_completed() {
     assert!(tagged.lazy);
     assert_eq!(tagged.source.as_deref(), Some("localhost:5000/demo"));
     let err = tagged.lazy_error("demo:2", "save", None).to_string();
-    assert!(err.contains("demo:2") && err.contains("without --lazy"), "{err}");
+    assert!(
+        err.contains("demo:2") && err.contains("without --lazy"),
+        "{err}"
+    );
     assert_eq!(err.lines().count(), 1);
 
     // rmi of a lazy image: no blob to miss, its remote indexes and chunk caches go.
@@ -339,14 +348,19 @@ fn a_lazy_image_without_blobs_is_listed_removed_and_completed() {
     std::fs::create_dir_all(dir.join("chunks")).expect("chunks dir");
     let layer = image.layer_digests()[0].clone();
     for ext in ["data", "map"] {
-        std::fs::write(dir.join("chunks").join(format!("{}.{ext}", layer.hex())), b"x")
-            .expect("chunk file");
+        std::fs::write(
+            dir.join("chunks").join(format!("{}.{ext}", layer.hex())),
+            b"x",
+        )
+        .expect("chunk file");
     }
     store.remove("demo:2", false).expect("untag");
     let (removed, _) = store.remove("demo:1", false).expect("rmi");
     assert!(removed.contains(&Removal::Deleted(image.config_digest.clone())));
     assert_eq!(blob_count(&store), 0);
-    let chunks = std::fs::read_dir(dir.join("chunks")).expect("chunks").count();
+    let chunks = std::fs::read_dir(dir.join("chunks"))
+        .expect("chunks")
+        .count();
     assert_eq!(chunks, 0, "the chunk cache of a removed lazy layer stays");
 
     // prune of a dangling lazy image.
@@ -365,14 +379,26 @@ fn a_lazy_image_without_blobs_is_listed_removed_and_completed() {
     // A complete import of the same image drops the mark; a lazy pull of a complete image
     // does not set it.
     store
-        .import_lazy(&manifest, &config, &["demo:1".into()], 1, "localhost:5000/demo")
+        .import_lazy(
+            &manifest,
+            &config,
+            &["demo:1".into()],
+            1,
+            "localhost:5000/demo",
+        )
         .expect("import lazy");
     let complete = demo(&store, "demo:1");
     assert!(!complete.lazy);
     assert!(!store.find("demo:1").expect("find").lazy);
     assert!(store.missing_blobs(&complete).is_empty());
     let again = store
-        .import_lazy(&manifest, &config, &["demo:1".into()], 1, "localhost:5000/demo")
+        .import_lazy(
+            &manifest,
+            &config,
+            &["demo:1".into()],
+            1,
+            "localhost:5000/demo",
+        )
         .expect("import lazy of a complete image");
     assert!(!again.lazy);
     assert_eq!(again.source.as_deref(), Some("localhost:5000/demo"));
