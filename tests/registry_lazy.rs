@@ -439,6 +439,26 @@ fn lazy_mount_faults_give_one_line_or_a_retry() {
     assert!(is_fuse_mount(lazy.path()), "the mount went away");
     drop(lazy);
 
+    // A lazily pulled image whose registry has gone: `save` cannot fetch its layers and
+    // says so in one line; the store is as it was, and rmi still works.
+    let gone = Proxy::start(registry.port);
+    let name = format!("localhost:{}/small:1", gone.port);
+    let z = tmp.path().join("z");
+    run(&z, &["pull", "--lazy", "-q", &format!("docker://{name}")]);
+    drop(gone);
+    let archive = tmp.path().join("small.tar");
+    fails(
+        &z,
+        &["save", "-o", archive.to_str().unwrap(), &name],
+        &mnt,
+        &[&name, "without --lazy", "cannot connect"],
+    );
+    assert!(!archive.exists(), "a failed save left an archive");
+    assert_eq!(blobs(&z).len(), 2);
+    assert!(inspected_lazy(&z, &name));
+    run(&z, &["rmi", &name]);
+    assert_eq!(blobs(&z), Vec::<String>::new());
+
     // The registry serves a corrupt layer (same size, other bytes): the first pass sees it.
     let client = Client::new(&host, &ClientOptions::default());
     let reference = RegistryRef::parse(&format!("{host}/small:1")).expect("reference");

@@ -271,7 +271,7 @@ pub fn complete_lazy(
             platform: None,
             quiet: true,
         };
-        eprintln!(
+        log::info!(
             "image {name} was pulled with --lazy: fetching its layers from docker://{} for {what}",
             reference.full_name()
         );
