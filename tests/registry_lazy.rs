@@ -439,6 +439,26 @@ fn lazy_mount_faults_give_one_line_or_a_retry() {
     assert!(is_fuse_mount(lazy.path()), "the mount went away");
     drop(lazy);
 
+    // A lazily pulled image whose registry has gone: `save` cannot fetch its layers and
+    // says so in one line; the store is as it was, and rmi still works.
+    let gone = Proxy::start(registry.port);
+    let name = format!("localhost:{}/small:1", gone.port);
+    let z = tmp.path().join("z");
+    run(&z, &["pull", "--lazy", "-q", &format!("docker://{name}")]);
+    drop(gone);
+    let archive = tmp.path().join("small.tar");
+    fails(
+        &z,
+        &["save", "-o", archive.to_str().unwrap(), &name],
+        &mnt,
+        &[&name, "without --lazy", "cannot connect"],
+    );
+    assert!(!archive.exists(), "a failed save left an archive");
+    assert_eq!(blobs(&z).len(), 2);
+    assert!(inspected_lazy(&z, &name));
+    run(&z, &["rmi", &name]);
+    assert_eq!(blobs(&z), Vec::<String>::new());
+
     // The registry serves a corrupt layer (same size, other bytes): the first pass sees it.
     let client = Client::new(&host, &ClientOptions::default());
     let reference = RegistryRef::parse(&format!("{host}/small:1")).expect("reference");
@@ -504,4 +524,174 @@ fn a_lazy_mount_keeps_its_changes_in_the_store_and_is_listed() {
         small_file(2)
     );
     drop(again);
+}
+
+/// Files (not directories) under `dir`, recursively; none if it does not exist.
+fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return out;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(files_under(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
+
+fn blobs(store: &Path) -> Vec<String> {
+    let mut names: Vec<String> = files_under(&store.join("blobs/sha256"))
+        .iter()
+        .filter_map(|p| Some(format!("sha256:{}", p.file_name()?.to_str()?)))
+        .collect();
+    names.sort();
+    names
+}
+
+/// `inspect NAME`'s `Metadata.Lazy`.
+fn inspected_lazy(store: &Path, name: &str) -> bool {
+    let out = run(store, &["inspect", name]);
+    let value: serde_json::Value = serde_json::from_str(&out).expect("inspect JSON");
+    value[0]["Metadata"]["Lazy"].as_bool().unwrap_or(false)
+}
+
+#[test]
+fn pull_lazy_stores_no_layer_blob_mounts_by_name_and_is_completed_by_save_or_pull() {
+    if !registry_or_skip() || !root_or_skip() {
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let registry = Registry::start();
+    let host = registry.host();
+    let proxy = Proxy::start(registry.port);
+    let name = format!("localhost:{}/big:1", proxy.port);
+    let via = format!("docker://{name}");
+    let store = |n: &str| tmp.path().join(n);
+
+    let layer = tmp.path().join("layer.tar.gz");
+    write_layer(&layer, BIG_FILES, SMALL_FILES);
+    let a = store("a");
+    run(&a, &["import", layer.to_str().unwrap(), "big:1"]);
+    run(&a, &["push", "-q", "big:1", &format!("{host}/big:1")]);
+    let (digest, sizes) = registry_image(&host, "big:1");
+    let blob: u64 = sizes.iter().sum();
+
+    // pull --lazy: one pass over the layer, no layer blob stored, listed like a pull.
+    let l = store("l");
+    proxy.reset_served();
+    let started = Instant::now();
+    let out = run(&l, &["pull", "--lazy", &via]);
+    let pass = proxy.served();
+    eprintln!(
+        "pull --lazy of a {} layer: {} transferred in {:?}",
+        mib(blob),
+        mib(pass),
+        started.elapsed()
+    );
+    assert!(out.contains("Indexed"), "{out}");
+    assert!(
+        pass >= blob && pass < blob + blob / 20,
+        "pull --lazy transferred {pass} bytes for a {blob}-byte layer"
+    );
+    let stored = blobs(&l);
+    assert_eq!(stored.len(), 2, "blobs of a lazy pull: {stored:?}");
+    assert!(stored.contains(&digest), "{stored:?}");
+    let images = run(&l, &["images"]);
+    assert!(
+        images.contains(&format!("localhost:{}/big", proxy.port)),
+        "{images}"
+    );
+    assert!(inspected_lazy(&l, &name));
+
+    // mount NAME reads by ranges: one small file costs a few chunks.
+    let mnt_l = mountpoint(tmp.path(), "lazy");
+    let lazy = Daemon::mount(&l, &["--read-only", &name], &mnt_l);
+    proxy.reset_served();
+    let small = std::fs::read(lazy.path().join("etc/small-042.txt")).expect("read small");
+    assert_eq!(small, small_file(42));
+    let one_file = proxy.served();
+    eprintln!(
+        "mount of the lazily pulled image: one small file {} ({:.2} %)",
+        mib(one_file),
+        one_file as f64 * 100.0 / blob as f64
+    );
+    assert!(
+        one_file * 20 < blob,
+        "reading one small file transferred {one_file} of {blob} bytes"
+    );
+    // The tree equals a normal pull's.
+    let b = store("b");
+    run(&b, &["pull", "-q", &format!("{host}/big:1")]);
+    let mnt_b = mountpoint(tmp.path(), "pulled");
+    let pulled = Daemon::mount(&b, &["--read-only", &format!("{host}/big:1")], &mnt_b);
+    assert_same_tree(
+        "mount of a lazy pull vs pulled image",
+        &snapshot(pulled.path()),
+        &snapshot(lazy.path()),
+        &Exclusions::default(),
+    );
+    drop(pulled);
+    drop(lazy);
+    assert_eq!(blobs(&l).len(), 2, "mounting stored a blob");
+
+    // Its index, pushed from the lazy store, spares the next lazy pull its pass.
+    let pushed = run(&l, &["push", "--index", &format!("docker://{host}/big:1")]);
+    assert!(pushed.contains("(0 built"), "{pushed}");
+
+    // push to the registry it came from: the layer is mounted across repositories, so the
+    // absent blob is never needed.
+    proxy.reset_served();
+    let out = run(
+        &l,
+        &["push", &name, &format!("localhost:{}/copy:1", proxy.port)],
+    );
+    assert!(out.contains("Mounted from big"), "{out}");
+    assert!(
+        proxy.served() * 20 < blob,
+        "push sent {} bytes",
+        proxy.served()
+    );
+    assert_eq!(registry_image(&host, "copy:1").0, digest);
+
+    // rmi: the image, its index and its chunk cache go; prune has nothing left to trip on.
+    let removed = run(&l, &["rmi", &name]);
+    assert!(removed.contains("Deleted:"), "{removed}");
+    assert_eq!(blobs(&l), Vec::<String>::new());
+    let left = files_under(&l.join("indexes"));
+    assert!(left.is_empty(), "rmi left index files: {left:?}");
+    run(&l, &["image", "prune", "-a", "-f"]);
+
+    // With the pushed index: a lazy pull transfers next to nothing; `save` completes it.
+    let m = store("m");
+    proxy.reset_served();
+    run(&m, &["pull", "--lazy", "-q", &via]);
+    let indexed = proxy.served();
+    eprintln!("pull --lazy with a pushed index: {}", mib(indexed));
+    assert!(indexed * 20 < blob, "transferred {indexed} of {blob} bytes");
+    assert_eq!(blobs(&m).len(), 2);
+    let archive = tmp.path().join("big.tar");
+    run(&m, &["save", "-o", archive.to_str().unwrap(), &name]);
+    let saved = std::fs::metadata(&archive).expect("archive").len();
+    assert!(saved > blob, "the archive has {saved} bytes");
+    assert_eq!(blobs(&m).len(), 3, "save did not complete the image");
+    assert!(!inspected_lazy(&m, &name));
+
+    // A normal pull after a lazy one completes the image.
+    let n = store("n");
+    run(&n, &["pull", "--lazy", "-q", &via]);
+    assert!(inspected_lazy(&n, &name));
+    run(&n, &["pull", "-q", &via]);
+    assert_eq!(blobs(&n).len(), 3);
+    assert!(!inspected_lazy(&n, &name));
+    let mnt_n = mountpoint(tmp.path(), "complete");
+    let complete = Daemon::mount(&n, &["--read-only", &name], &mnt_n);
+    proxy.reset_served();
+    let data = std::fs::read(complete.path().join("data/05/big-100.bin")).expect("read");
+    assert!(data == big_file(100));
+    assert_eq!(proxy.served(), 0, "a complete image read from the registry");
+    drop(complete);
 }

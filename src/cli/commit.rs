@@ -57,6 +57,8 @@ pub fn run_commit(args: CommitArgs) -> Result<(), CliError> {
             args.mount, record.state.image
         ))
     })?;
+    // The new image refers to the base's layers: they must be in the store.
+    let base = super::load::complete_lazy(&store, base, &record.state.image, "commit")?;
     if record.is_live() {
         sync(&record.state.mountpoint);
     }
@@ -159,6 +161,7 @@ pub fn run_squash(args: SquashArgs) -> Result<(), CliError> {
     let tag = normalize_name(&args.name)?;
     let store = args.store.open()?;
     let base = store.find(&args.image)?;
+    let base = super::load::complete_lazy(&store, base, &args.image, "squash")?;
     let layer = with_image_mounted(&store, &base, &args.image, |dir| {
         Ok(store.stage_tree(dir, PackMode::Flat)?)
     })?;
@@ -239,6 +242,10 @@ pub struct SaveArgs {
 
 pub fn run_save(args: SaveArgs) -> Result<(), CliError> {
     let store = args.store.open()?;
+    // Lazily pulled images are completed first (that takes the store's write lock).
+    for name in &args.images {
+        super::load::complete_lazy(&store, store.find(name)?, name, "save")?;
+    }
     let _lock = store.lock(false)?;
     let mut images = Vec::new();
     for name in &args.images {
@@ -289,6 +296,7 @@ pub fn run_export(args: ExportArgs) -> Result<(), CliError> {
     }
     let store = args.store.open()?;
     let image = store.find(&args.source)?;
+    let image = super::load::complete_lazy(&store, image, &args.source, "export")?;
     with_image_mounted(&store, &image, &args.source, flat)
 }
 

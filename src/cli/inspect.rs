@@ -102,6 +102,16 @@ pub fn inspect_value(store: &Store, image: &StoredImage) -> Value {
     if let (Some(variant), Some(obj)) = (raw.get("variant"), value.as_object_mut()) {
         obj.insert("Variant".into(), variant.clone());
     }
+    // Not docker's: an image pulled with --lazy, whose layers are read from its registry
+    // (sizes above come from the descriptors and the indexes, not from blobs).
+    if image.lazy
+        && let Some(meta) = value.get_mut("Metadata").and_then(|m| m.as_object_mut())
+    {
+        meta.insert("Lazy".into(), Value::Bool(true));
+        if let Some(source) = &image.source {
+            meta.insert("Source".into(), Value::String(format!("docker://{source}")));
+        }
+    }
     value
 }
 

@@ -7,7 +7,7 @@ use clap::Args;
 use super::format::truncate_id;
 use super::{CliError, StoreArgs};
 use crate::image::reference::{Location, Reference, Select};
-use crate::image::store::StoredImage;
+use crate::image::store::{Store, StoredImage};
 use crate::registry::auth::Credentials;
 use crate::registry::pull::PullOptions;
 use crate::registry::{Client, ClientOptions, RegistryRef};
@@ -94,6 +94,12 @@ pub struct PullArgs {
     /// Print nothing but errors.
     #[arg(short = 'q', long = "quiet")]
     pub quiet: bool,
+    /// With a registry image: store its manifest, config and layer indexes but not its layer
+    /// blobs (each layer is read once to index it, unless the registry has its index, see
+    /// `push --index`); `mount NAME` then reads files by HTTP range requests as they are
+    /// used. A later pull without --lazy completes it.
+    #[arg(long = "lazy")]
+    pub lazy: bool,
     #[command(flatten)]
     pub store: StoreArgs,
 }
@@ -145,6 +151,12 @@ pub fn is_registry_source(text: &str) -> bool {
 pub fn run_pull(args: PullArgs) -> Result<(), CliError> {
     if is_registry_source(&args.source) {
         return run_registry_pull(args);
+    }
+    if args.lazy {
+        return Err(CliError::Usage(format!(
+            "--lazy {:?}: not a registry reference (want docker://HOST[:PORT]/NAME[:TAG|@DIGEST])",
+            args.source
+        )));
     }
     let reference = Reference::parse(&args.source).map_err(|m| {
         // `pull busybox` as docker users type it: say how to name a Docker Hub image.
@@ -209,6 +221,70 @@ fn run_registry_pull(args: PullArgs) -> Result<(), CliError> {
         platform,
         quiet: args.quiet,
     };
-    crate::registry::pull::pull(&store, &client, &reference, &options)?;
+    if args.lazy {
+        let client = std::sync::Arc::new(client);
+        crate::registry::pull::pull_lazy(&store, &client, &reference, &options)?;
+    } else {
+        crate::registry::pull::pull(&store, &client, &reference, &options)?;
+    }
     Ok(())
+}
+
+/// The registry reference and client a lazy store image's layers are read from.
+pub fn lazy_source(
+    image: &StoredImage,
+    name: &str,
+    registry: &RegistryArgs,
+) -> Result<(RegistryRef, Client), CliError> {
+    let source = image.source.as_deref().ok_or_else(|| {
+        CliError::Usage(format!(
+            "image {name}: pulled with --lazy, but the store does not say from where (pull it \
+             again)"
+        ))
+    })?;
+    let reference = RegistryRef::parse(&format!("docker://{source}@{}", image.manifest_digest))
+        .map_err(CliError::Usage)?;
+    let client = registry.client(&reference)?;
+    Ok((reference, client))
+}
+
+/// Makes a lazily pulled image complete before an operation that needs its layer blobs
+/// (`save`, `export`, `push`, `squash`, `commit`): pulls it from where it came from,
+/// by digest (no tag changes), with the default registry settings. Returns the image as
+/// stored now; an image that is complete already is returned as it is. A failure names the
+/// image and says to `pull` it without `--lazy`.
+pub fn complete_lazy(
+    store: &Store,
+    image: StoredImage,
+    name: &str,
+    what: &str,
+) -> Result<StoredImage, CliError> {
+    if !image.lazy || store.missing_blobs(&image).is_empty() {
+        return Ok(image);
+    }
+    let registry = RegistryArgs {
+        creds: None,
+        tls_verify: true,
+    };
+    let fetched = lazy_source(&image, name, &registry).and_then(|(reference, client)| {
+        let options = PullOptions {
+            platform: None,
+            quiet: true,
+        };
+        log::info!(
+            "image {name} was pulled with --lazy: fetching its layers from docker://{} for {what}",
+            reference.full_name()
+        );
+        Ok(crate::registry::pull::pull(
+            store, &client, &reference, &options,
+        )?)
+    });
+    match fetched {
+        Ok(pulled) => Ok(pulled.image),
+        Err(e) => Err(CliError::Store(image.lazy_error(
+            name,
+            what,
+            Some(&e.to_string()),
+        ))),
+    }
 }

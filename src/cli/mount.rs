@@ -223,7 +223,17 @@ fn resolve(
         }
         (Source::Stored(name), Some(store)) => {
             let stored = store.find(name)?;
-            let image = store.image(&stored, name)?;
+            let mut image = store.image(&stored, name)?;
+            if stored.lazy && !store.missing_blobs(&stored).is_empty() {
+                // Pulled with --lazy: the layers the store lacks are read from the registry.
+                let (reference, client) = super::load::lazy_source(&stored, name, &args.registry)?;
+                image.layers = crate::registry::lazy::remote_layers(
+                    &Arc::new(client),
+                    &reference.repo,
+                    image.layers,
+                    false,
+                )?;
+            }
             // A tag keeps its mount state when the tag moves on; an ID or digest is one image.
             let key = match store::remove::name_as_tag(name) {
                 Some(tag) if stored.tags.contains(&tag) => tag,

@@ -61,6 +61,17 @@ pub fn run(args: PushArgs) -> Result<(), CliError> {
     let client = Arc::new(args.registry.client(&target)?);
     if !args.index || args.destination.is_some() {
         let store = args.store.open()?;
+        // A lazy image's absent layers can only be had for free (HEAD, cross-repository
+        // mount) on the registry they are in; for another one they are fetched first.
+        let stored = store.find(&args.image)?;
+        let same_registry = stored.source.as_deref().is_some_and(|source| {
+            source
+                .split_once('/')
+                .is_some_and(|(host, _)| host == target.host)
+        });
+        if !same_registry {
+            super::load::complete_lazy(&store, stored, &args.image, "push")?;
+        }
         crate::registry::push::push(&store, &client, &args.image, &target, args.quiet)?;
     }
     if args.index {

@@ -237,6 +237,47 @@ pub fn open_image(
     })
 }
 
+/// The layers of a store image pulled with `--lazy` (from `Store::image`, topmost first),
+/// each whose blob file the store does not have turned into a remote layer read by ranges
+/// from `repo` of `client`'s registry (through the chunk cache of the mount's index
+/// directory, where `pull --lazy` saved its index). `fill` fetches those whole in the
+/// background once the mount serves. Layers the store has are left as they are.
+pub fn remote_layers(
+    client: &Arc<Client>,
+    repo: &str,
+    layers: Vec<LayerSource>,
+    fill: bool,
+) -> Result<Vec<LayerSource>, RegistryError> {
+    layers
+        .into_iter()
+        .map(|layer| match layer {
+            LayerSource::Blob(blob) if !blob.path.exists() => {
+                let digest = blob.digest.clone().ok_or_else(|| {
+                    RegistryError::Invalid(format!(
+                        "{}: a layer without a digest cannot be read from a registry",
+                        blob.path.display()
+                    ))
+                })?;
+                let source: Arc<dyn RangeSource> = Arc::new(HttpBlob::new(
+                    Arc::clone(client),
+                    repo,
+                    digest.clone(),
+                    blob.len,
+                ));
+                Ok(LayerSource::Remote(RemoteBlobRef {
+                    source,
+                    digest,
+                    diff_id: blob.diff_id,
+                    compression: blob.compression,
+                    image: blob.image,
+                    fill,
+                }))
+            }
+            other => Ok(other),
+        })
+        .collect()
+}
+
 /// Imports the indexes the registry publishes for the image, for the layers `dir` has no
 /// index of yet. Returns how many were imported; problems are logged, never fatal.
 fn import_published(

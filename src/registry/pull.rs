@@ -10,8 +10,8 @@
 use std::collections::HashMap;
 use std::io::{IsTerminal, Read, Write};
 use std::path::PathBuf;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use sha2::{Digest as _, Sha256};
@@ -23,11 +23,11 @@ use crate::image::Image;
 use crate::image::oci::{self, ImageConfig};
 use crate::image::platform::Platform;
 use crate::image::store::{Store, StoredImage};
+use crate::layer::LayerOptions;
 use crate::layer::blob::{BlobRef, Compression, Digest, LayerSource};
+use crate::layer::tar::TarLayer;
 
-/// The `index.json` annotation naming the registry repository an image was pulled from
-/// (`HOST/REPO`), so that a push to the same registry can mount its blobs from there.
-pub const SOURCE: &str = "io.unionmount.source";
+pub use crate::image::store::SOURCE;
 
 /// How many layers download at once (docker's default is 3).
 const PARALLEL: usize = 3;
@@ -46,7 +46,7 @@ pub struct Pulled {
     pub image: StoredImage,
     /// The digest `pull` prints: the index's when the reference named one.
     pub digest: Digest,
-    /// Layers downloaded (the rest the store had).
+    /// Layers downloaded (the rest the store had); for `pull_lazy`, layers indexed.
     pub downloaded: usize,
 }
 
@@ -173,6 +173,109 @@ pub fn pull(
         image,
         digest,
         downloaded,
+    })
+}
+
+/// `pull --lazy`: brings `reference` into `store` without its layer blobs. The manifest and
+/// config are stored; every layer the store lacks is indexed into the store's `indexes/`,
+/// from the index artifact the registry publishes for the image (`push --index`) when there
+/// is one, else by one streaming pass over the blob (which checks its digest and diff_id);
+/// the image is tagged as a pull would and marked lazy, so that `mount NAME` reads its layers
+/// by ranges through the chunk cache under `indexes/chunks/`.
+pub fn pull_lazy(
+    store: &Store,
+    client: &Arc<Client>,
+    reference: &RegistryRef,
+    options: &PullOptions,
+) -> Result<Pulled, RegistryError> {
+    let host = Platform::host();
+    let platform = options.platform.as_ref().unwrap_or(&host);
+    let say = |line: String| {
+        if !options.quiet {
+            println!("{line}");
+            let _ = std::io::stdout().flush();
+        }
+    };
+    client.ping()?;
+    if let Some(tag) = &reference.tag
+        && reference.digest.is_none()
+    {
+        say(format!("{tag}: Pulling from {} (lazily)", reference.repo));
+    }
+    let index_dir = store.index_dir();
+    let lazy = super::lazy::open_image(client, reference, platform, Some(&index_dir), false)?;
+    let name = reference.to_string();
+    let layer_options = LayerOptions {
+        index_cache: Some(index_dir),
+        ..LayerOptions::default()
+    };
+    let mut unpacked = 0u64;
+    let mut indexed = 0;
+    // Bottom first, as `docker pull` lists them.
+    for source in lazy.layers.iter().rev() {
+        let LayerSource::Remote(remote) = source else {
+            continue;
+        };
+        let short = &remote.digest.hex()[..12.min(remote.digest.hex().len())];
+        let local = store.blob_path(&remote.digest);
+        let failed = |e: crate::layer::tar::TarError| {
+            RegistryError::Invalid(format!(
+                "{name}: layer {}: {}",
+                remote.digest,
+                crate::layer::tar::one_line(&e.to_string())
+            ))
+        };
+        let (tar_len, status) = if local.exists() {
+            let blob = BlobRef {
+                path: local,
+                offset: 0,
+                len: remote.source.len(),
+                compression: remote.compression,
+                digest: Some(remote.digest.clone()),
+                diff_id: remote.diff_id.clone(),
+                image: Some(name.clone()),
+            };
+            let layer = TarLayer::open_blob(&blob, &layer_options).map_err(failed)?;
+            (layer.tar_len(), "Already exists")
+        } else {
+            let layer = TarLayer::open_remote(remote, &layer_options).map_err(failed)?;
+            indexed += 1;
+            (layer.tar_len(), "Indexed")
+        };
+        unpacked += tar_len;
+        say(format!("{short}: {status}"));
+    }
+    let tags: Vec<String> = reference.store_tag().into_iter().collect();
+    let image = store.import_lazy(
+        &lazy.resolved.manifest_raw,
+        &lazy.resolved.config_raw,
+        &tags,
+        unpacked,
+        &reference.full_name(),
+    )?;
+    let digest = lazy
+        .resolved
+        .index_digest
+        .clone()
+        .unwrap_or_else(|| lazy.resolved.manifest_digest.clone());
+    say(format!("Digest: {digest}"));
+    if lazy.imported > 0 {
+        say(format!(
+            "Layer indexes: {} taken from the registry",
+            lazy.imported
+        ));
+    }
+    let what = reference
+        .store_tag()
+        .unwrap_or_else(|| format!("{}@{digest}", reference.short_name()));
+    say(format!(
+        "Status: Indexed image for {what} (layers are read from the registry when used)"
+    ));
+    say(name);
+    Ok(Pulled {
+        image,
+        digest,
+        downloaded: indexed,
     })
 }
 

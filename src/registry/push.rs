@@ -82,12 +82,22 @@ pub fn push(
             .size()
             .map_err(|m| RegistryError::Invalid(format!("image {image}: layer {m}")))?;
         let path = store.blob_path(&digest);
-        let outcome = client.put_blob(
-            &target.repo,
-            &digest,
-            BlobData::File(&path, size),
-            mount_from.as_deref(),
-        )?;
+        let absent = !path.exists();
+        let outcome = client
+            .put_blob(
+                &target.repo,
+                &digest,
+                BlobData::File(&path, size),
+                mount_from.as_deref(),
+            )
+            .map_err(|e| match e {
+                // A layer of a lazy image the registry had neither in the repository nor
+                // could mount from where it was pulled.
+                RegistryError::Io(..) if absent => {
+                    RegistryError::Store(stored.lazy_error(image, "push", None))
+                }
+                e => e,
+            })?;
         let short = &digest.hex()[..12.min(digest.hex().len())];
         match &outcome {
             Upload::Exists => say(format!("{short}: Layer already exists")),

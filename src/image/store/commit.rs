@@ -164,6 +164,19 @@ impl Store {
             })?),
             None => None,
         };
+        // An image on top of a lazily pulled one would refer to layer blobs the store lacks
+        // (the CLI completes the base first; this is the store's own guard).
+        if let Some(b) = &base
+            && !replace_layers
+            && !self.missing_blobs(b).is_empty()
+        {
+            let name = b
+                .tags
+                .first()
+                .cloned()
+                .unwrap_or_else(|| b.config_digest.to_string());
+            return Err(b.lazy_error(&name, "commit", None));
+        }
         let blob = self.blob_path(&packed.digest);
         if !blob.exists() {
             std::fs::rename(&layer.path, &blob).map_err(io_err(&blob))?;

@@ -162,15 +162,80 @@ impl Store {
         for tag in tags {
             super::set_tag(&mut index, image, tag);
         }
-        if let Some(size) = image.unpacked_size {
-            for entry in index.manifests.iter_mut().filter(|d| d.digest == digest) {
-                entry
-                    .annotations
-                    .get_or_insert_with(BTreeMap::new)
-                    .insert(UNPACKED_SIZE.into(), size.to_string());
+        // An image whose blobs are all here now (a complete pull of one pulled lazily) is
+        // lazy no more.
+        let complete = self.missing_blobs(image).is_empty();
+        for entry in index.manifests.iter_mut().filter(|d| d.digest == digest) {
+            let annotations = entry.annotations.get_or_insert_with(BTreeMap::new);
+            if let Some(size) = image.unpacked_size {
+                annotations.insert(UNPACKED_SIZE.into(), size.to_string());
+            }
+            if complete {
+                annotations.remove(super::LAZY);
+            }
+            if annotations.is_empty() {
+                entry.annotations = None;
             }
         }
         self.write_index(&index)
+    }
+
+    /// Records an image of a registry without its layer blobs (`pull --lazy`): writes its
+    /// config and manifest (checked against their digests), lists it with `tags`, and marks
+    /// it lazy with the repository (`HOST/REPO`) its layers are read from, unless the store
+    /// has every layer blob already. The caller has indexed every layer into
+    /// [`Store::index_dir`]; `unpacked` is the sum of their tar sizes.
+    pub fn import_lazy(
+        &self,
+        manifest_raw: &[u8],
+        config_raw: &[u8],
+        tags: &[String],
+        unpacked: u64,
+        source: &str,
+    ) -> Result<StoredImage, StoreError> {
+        let _lock = self.lock(true)?;
+        self.clean_ingest();
+        let manifest_digest = crate::image::sha256_of(manifest_raw);
+        let config_digest = crate::image::sha256_of(config_raw);
+        let manifest: Manifest = serde_json::from_slice(manifest_raw).map_err(|e| {
+            StoreError::Invalid(format!("manifest {manifest_digest}: invalid JSON: {e}"))
+        })?;
+        if manifest.config.digest != config_digest.as_str() {
+            return Err(StoreError::Invalid(format!(
+                "manifest {manifest_digest}: its config is {}, not the one given ({config_digest})",
+                manifest.config.digest
+            )));
+        }
+        let mut added = Vec::new();
+        let result = (|| {
+            self.put_small_blob(&config_digest, config_raw, &mut added)?;
+            self.put_small_blob(&manifest_digest, manifest_raw, &mut added)?;
+            let mut stored = self.load(manifest_digest.as_str(), &[])?;
+            stored.unpacked_size = Some(unpacked);
+            stored.source = Some(source.to_string());
+            stored.lazy = !self.missing_blobs(&stored).is_empty();
+            self.record(&stored, tags)?;
+            let mut index = self.read_index()?;
+            for entry in index
+                .manifests
+                .iter_mut()
+                .filter(|d| d.digest == manifest_digest.as_str())
+            {
+                let annotations = entry.annotations.get_or_insert_with(BTreeMap::new);
+                annotations.insert(super::SOURCE.into(), source.to_string());
+                if stored.lazy {
+                    annotations.insert(super::LAZY.into(), "true".into());
+                }
+            }
+            self.write_index(&index)?;
+            self.find(manifest_digest.as_str())
+        })();
+        if result.is_err() {
+            for digest in added {
+                let _ = std::fs::remove_file(self.blob_path(&digest));
+            }
+        }
+        result
     }
 
     /// Moves a verified blob from `ingest/` into `blobs/` (unless the store has it by now).
@@ -612,6 +677,12 @@ pub(crate) fn entry_for(image: &StoredImage, tag: Option<&str>) -> Descriptor {
     }
     if let Some(size) = image.unpacked_size {
         annotations.insert(UNPACKED_SIZE.to_string(), size.to_string());
+    }
+    if let Some(source) = &image.source {
+        annotations.insert(super::SOURCE.to_string(), source.clone());
+    }
+    if image.lazy {
+        annotations.insert(super::LAZY.to_string(), "true".to_string());
     }
     Descriptor {
         media_type: image.manifest_media_type.clone(),

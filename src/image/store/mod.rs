@@ -38,6 +38,16 @@ pub use mounts::{MountRecord, MountState, image_key, mount_name, root};
 /// entry; `inspect` shows it as `Metadata.LastTagTime`.
 pub const TAG_TIME: &str = "io.unionmount.tag-time";
 
+/// The `index.json` annotation naming the registry repository an image was pulled from
+/// (`HOST/REPO`): a push to the same registry mounts its blobs from there, and the layers of
+/// a lazy image are read from there.
+pub const SOURCE: &str = "io.unionmount.source";
+
+/// The `index.json` annotation (`true`) of an image pulled with `pull --lazy`: the store has
+/// its manifest and config, and its layers' indexes in `indexes/`, but not (all of) its layer
+/// blobs; they are read from [`SOURCE`] by ranges. A complete pull of it drops the mark.
+pub const LAZY: &str = "io.unionmount.lazy";
+
 /// Why a store operation failed; one line naming the image, blob or path.
 #[derive(Debug)]
 pub enum StoreError {
@@ -121,6 +131,10 @@ pub struct StoredImage {
     pub last_tag_time: Option<String>,
     /// The sum of its layers' tar sizes, when the import measured it.
     pub unpacked_size: Option<u64>,
+    /// Pulled with `--lazy`: layer blobs may be absent (see [`LAZY`]).
+    pub lazy: bool,
+    /// The registry repository it was pulled from (`HOST/REPO`, see [`SOURCE`]).
+    pub source: Option<String>,
 }
 
 impl StoredImage {
@@ -161,6 +175,19 @@ impl StoredImage {
 
     pub fn is_dangling(&self) -> bool {
         self.tags.is_empty()
+    }
+
+    /// The error of an operation (`what`) that needs the layer blobs of an image pulled with
+    /// `--lazy` and could not get them (`cause`, when it tried).
+    pub fn lazy_error(&self, name: &str, what: &str, cause: Option<&str>) -> StoreError {
+        let source = self.source.as_deref().unwrap_or("its registry");
+        let tried = cause.map(|c| format!(", and fetching them failed: {c}"));
+        StoreError::Conflict(format!(
+            "image {name}: {what} needs its layer blobs, which a lazy pull did not store{}; \
+             run `unionmount pull docker://{source}@{}` (without --lazy) first",
+            tried.unwrap_or_default(),
+            self.manifest_digest
+        ))
     }
 }
 
@@ -393,6 +420,13 @@ impl Store {
                     .ok()
             })
             .next();
+        let annotation = |key: &str| {
+            entries
+                .iter()
+                .find_map(|d| d.annotations.as_ref()?.get(key).cloned())
+        };
+        let lazy = annotation(LAZY).is_some_and(|v| v == "true");
+        let source = annotation(SOURCE);
         let manifest_media_type = manifest
             .media_type
             .clone()
@@ -409,6 +443,8 @@ impl Store {
             tags,
             last_tag_time,
             unpacked_size,
+            lazy,
+            source,
         })
     }
 
@@ -419,7 +455,21 @@ impl Store {
         find_in(&images, name).cloned()
     }
 
-    /// The image as layers to mount (blob files of the store, topmost first).
+    /// The layer blobs of `image` the store does not have (those of an image pulled with
+    /// `--lazy`), bottom first.
+    pub fn missing_blobs(&self, image: &StoredImage) -> Vec<Digest> {
+        let mut missing: Vec<Digest> = image
+            .layer_digests()
+            .into_iter()
+            .filter(|d| !self.blob_path(d).exists())
+            .collect();
+        missing.dedup();
+        missing
+    }
+
+    /// The image as layers to mount (blob files of the store, topmost first). For an image
+    /// pulled with `--lazy` some of these files do not exist: the caller reads those layers
+    /// from the image's [`StoredImage::source`] instead (see `registry::lazy`).
     pub fn image(&self, stored: &StoredImage, name: &str) -> Result<Image, StoreError> {
         let diff_ids = stored
             .config

@@ -168,10 +168,15 @@ impl Store {
                 if keep.contains(digest.as_str()) {
                     continue;
                 }
+                let len = desc.size.max(0) as u64;
+                // A layer read from a registry (a lazy pull, or `mount --lazy` sharing the
+                // store's indexes) has its index under a remote key and a chunk cache.
+                cache.forget_remote(&digest, Some(&diff_id), len);
+                crate::layer::remote::forget(cache.dir(), &digest);
                 let blob = BlobRef {
                     path: self.blob_path(&digest),
                     offset: 0,
-                    len: desc.size.max(0) as u64,
+                    len,
                     compression: Compression::Detect,
                     digest: Some(digest),
                     diff_id: Some(diff_id),

@@ -292,3 +292,126 @@ fn atomic_writes_stage_in_ingest_where_leftovers_are_cleaned() {
     demo(&store, "demo:2");
     assert!(!left.exists(), "a dead writer's staged index.json was kept");
 }
+
+/// The demo image's manifest and config, as a registry would send them for `pull --lazy`.
+fn demo_documents() -> (Vec<u8>, Vec<u8>, StoredImage) {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let full = Store::open(tmp.path()).expect("open");
+    let image = demo(&full, "demo:1");
+    let manifest = full.read_blob(&image.manifest_digest).expect("manifest");
+    (manifest, image.config_raw.clone(), image)
+}
+
+#[test]
+fn a_lazy_image_without_blobs_is_listed_removed_and_completed() {
+    let (manifest, config, full) = demo_documents();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(tmp.path()).expect("open");
+    let image = store
+        .import_lazy(
+            &manifest,
+            &config,
+            &["demo:1".into()],
+            1234,
+            "localhost:5000/demo",
+        )
+        .expect("import lazy");
+    assert_eq!(image.manifest_digest, full.manifest_digest);
+    assert!(image.lazy);
+    assert_eq!(image.source.as_deref(), Some("localhost:5000/demo"));
+    assert_eq!(image.size(), 1234);
+    // Only the manifest and config are stored.
+    assert_eq!(blob_count(&store), 2);
+    assert_eq!(store.missing_blobs(&image).len(), 3);
+    // The layers are there to be read from elsewhere: paths with no file behind them.
+    let layers = store.image(&image, "demo:1").expect("image").layers;
+    assert_eq!(layers.len(), 3);
+    for layer in &layers {
+        let crate::layer::blob::LayerSource::Blob(b) = layer else {
+            panic!("not a blob layer: {layer:?}");
+        };
+        assert!(!b.path.exists());
+    }
+    // A new tag keeps the mark and the source.
+    let tagged = store.tag("demo:1", "demo:2").expect("tag");
+    assert!(tagged.lazy);
+    assert_eq!(tagged.source.as_deref(), Some("localhost:5000/demo"));
+    let err = tagged.lazy_error("demo:2", "save", None).to_string();
+    assert!(
+        err.contains("demo:2") && err.contains("without --lazy"),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1);
+
+    // rmi of a lazy image: no blob to miss, its remote indexes and chunk caches go.
+    let dir = store.index_dir();
+    std::fs::create_dir_all(dir.join("chunks")).expect("chunks dir");
+    let layer = image.layer_digests()[0].clone();
+    for ext in ["data", "map"] {
+        std::fs::write(
+            dir.join("chunks").join(format!("{}.{ext}", layer.hex())),
+            b"x",
+        )
+        .expect("chunk file");
+    }
+    store.remove("demo:2", false).expect("untag");
+    let (removed, _) = store.remove("demo:1", false).expect("rmi");
+    assert!(removed.contains(&Removal::Deleted(image.config_digest.clone())));
+    assert_eq!(blob_count(&store), 0);
+    let chunks = std::fs::read_dir(dir.join("chunks"))
+        .expect("chunks")
+        .count();
+    assert_eq!(chunks, 0, "the chunk cache of a removed lazy layer stays");
+
+    // prune of a dangling lazy image.
+    store
+        .import_lazy(&manifest, &config, &[], 1, "localhost:5000/demo")
+        .expect("import lazy untagged");
+    let report = store
+        .prune(PruneFilter {
+            all: false,
+            until: None,
+        })
+        .expect("prune");
+    assert_eq!(report.removed.len(), 1, "{:?}", report.removed);
+    assert_eq!(blob_count(&store), 0);
+
+    // A complete import of the same image drops the mark; a lazy pull of a complete image
+    // does not set it.
+    store
+        .import_lazy(
+            &manifest,
+            &config,
+            &["demo:1".into()],
+            1,
+            "localhost:5000/demo",
+        )
+        .expect("import lazy");
+    let complete = demo(&store, "demo:1");
+    assert!(!complete.lazy);
+    assert!(!store.find("demo:1").expect("find").lazy);
+    assert!(store.missing_blobs(&complete).is_empty());
+    let again = store
+        .import_lazy(
+            &manifest,
+            &config,
+            &["demo:1".into()],
+            1,
+            "localhost:5000/demo",
+        )
+        .expect("import lazy of a complete image");
+    assert!(!again.lazy);
+    assert_eq!(again.source.as_deref(), Some("localhost:5000/demo"));
+}
+
+#[test]
+fn a_lazy_import_refuses_a_config_its_manifest_does_not_name() {
+    let (manifest, _, _) = demo_documents();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(tmp.path()).expect("open");
+    let err = store
+        .import_lazy(&manifest, b"{}", &["demo:1".into()], 1, "h/r")
+        .expect_err("wrong config");
+    assert!(err.to_string().contains("config"), "{err}");
+    assert_eq!(blob_count(&store), 0);
+}

@@ -233,6 +233,13 @@ impl IndexCache {
             .is_ok_and(|key| fs::remove_file(self.dir.join(key.file_name())).is_ok())
     }
 
+    /// Removes the saved index of a remote blob (see [`IndexKey::for_remote`]); whether
+    /// there was one.
+    pub fn forget_remote(&self, digest: &Digest, diff_id: Option<&Digest>, blob_len: u64) -> bool {
+        let key = IndexKey::for_remote(digest, diff_id, blob_len);
+        fs::remove_file(self.dir.join(key.file_name())).is_ok()
+    }
+
     pub fn dir(&self) -> &std::path::Path {
         &self.dir
     }
