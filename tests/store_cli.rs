@@ -125,7 +125,7 @@ impl Store {
         let mut args = vec!["mount"];
         args.extend(extra);
         args.extend([image, mnt_s]);
-        let guard = Mounted::new(mnt);
+        let guard = Mounted::new(mnt, Some(&self.root));
         self.run(&args);
         assert!(
             is_fuse_mount(mnt),
@@ -176,19 +176,28 @@ impl Store {
 /// A mount made by the CLI; lazily unmounted on drop if the test did not unmount it.
 struct Mounted {
     mnt: PathBuf,
+    /// The store the mount was made from: `umount` is given it, as a user gives it the same
+    /// `--root` (or `UNIONMOUNT_ROOT`), so that it finds the mount's record and waits for
+    /// the daemon to exit.
+    root: Option<PathBuf>,
 }
 
 impl Mounted {
-    fn new(mnt: &Path) -> Mounted {
+    fn new(mnt: &Path, root: Option<&Path>) -> Mounted {
         require_fuse();
         Mounted {
             mnt: mnt.canonicalize().expect("mountpoint exists"),
+            root: root.map(Path::to_path_buf),
         }
     }
 
     /// `unionmount umount MNT`, which must succeed and leave no mount.
     fn umount(&self) {
-        let out = unionmount(&["umount", self.mnt.to_str().expect("utf-8")], &[]);
+        let mut args = vec!["umount", self.mnt.to_str().expect("utf-8")];
+        if let Some(root) = &self.root {
+            args.extend(["--root", root.to_str().expect("utf-8")]);
+        }
+        let out = unionmount(&args, &[]);
         assert!(out.status.success(), "umount: {}", out.stderr);
         assert!(!is_fuse_mount(&self.mnt), "still mounted after umount");
     }
@@ -283,7 +292,7 @@ fn tour_pull_mount_change_commit_and_mount_the_result() {
 
     // The short form `unionmount IMAGE MNT`, with the store from the environment.
     let work = store.mountpoint("work");
-    let writable = Mounted::new(&work);
+    let writable = Mounted::new(&work, None);
     let out = unionmount(
         &["demo-oci", work.to_str().expect("utf-8")],
         &[("UNIONMOUNT_ROOT", store.root())],
