@@ -159,11 +159,14 @@ impl Union {
         if setgid && matches!(what, NewObject::Dir) {
             perm |= libc::S_ISGID;
         }
-        if matches!(what, NewObject::File) && !setgid && is_daemon(caller.uid, gid) {
-            if let Some(fd) = create_in_place(dir_fd.as_fd(), name, perm)? {
-                dir.invalidate_listing();
-                return Ok(Some(fd));
-            }
+        // An upper-only name the daemon's own owner may have: made in place.
+        if matches!(what, NewObject::File)
+            && !setgid
+            && is_daemon(caller.uid, gid)
+            && let Some(fd) = create_in_place(dir_fd.as_fd(), name, perm)?
+        {
+            dir.invalidate_listing();
+            return Ok(Some(fd));
         }
         let is_dir = matches!(what, NewObject::Dir);
         let is_link = matches!(what, NewObject::Link(..));
