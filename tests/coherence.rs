@@ -112,8 +112,19 @@ fn changes_through_the_mount_are_seen_at_once_by_other_processes() {
     fs::rename(p("d/new.txt"), p("d/renamed.txt")).expect("rename");
     assert!(!exists_for_other(&p("d/new.txt")));
     assert_eq!(cat(&p("d/renamed.txt")), "rew");
+    // The created file's name and attributes are cached long: the same name made again,
+    // and a hard link whose other name goes, are seen as they are now.
+    fs::write(p("d/new.txt"), "second\n").expect("create the name again");
+    assert_eq!(cat(&p("d/new.txt")), "second\n");
+    fs::hard_link(p("d/new.txt"), p("d/link.txt")).expect("hard link");
+    let links = |rel: &str| other("stat", &["-c", "%h", p(rel).to_str().expect("utf-8 path")]);
+    assert_eq!(links("d/new.txt").trim(), "2");
+    fs::remove_file(p("d/new.txt")).expect("unlink");
+    assert!(!exists_for_other(&p("d/new.txt")));
+    assert_eq!(links("d/link.txt").trim(), "1");
+    assert_eq!(cat(&p("d/link.txt")), "second\n");
     let listed = other("ls", &[p("d").to_str().expect("utf-8 path")]);
-    assert_eq!(listed, "gone.txt\nlower.txt\nrenamed.txt\n");
+    assert_eq!(listed, "gone.txt\nlink.txt\nlower.txt\nrenamed.txt\n");
 
     um.unmount_and_wait();
     assert_eq!(
