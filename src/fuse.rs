@@ -40,6 +40,11 @@ const TTL: Duration = Duration::from_secs(3600);
 /// whiteout changes what other names resolve to without the kernel being told, so cache
 /// briefly, as fuse-overlayfs does.
 const WRITABLE_TTL: Duration = Duration::from_secs(1);
+/// The name and attributes of a file just created through the mount: it is upper-only, so
+/// no copy-up or whiteout can change what its name resolves to, and every later change to
+/// it (write, setattr, link, unlink, rename) goes through the kernel, which updates or drops
+/// what it cached. A delete of the file then needs no lookup first.
+const CREATED_TTL: Duration = TTL;
 
 /// How a mount serves its union, beyond the union itself (fuse-overlayfs's options).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -706,7 +711,7 @@ impl Filesystem for FuseAdapter {
                 .create(parent.0, name, mode, self.caller(req, umask))
             {
                 Ok((_, stat, fh)) => reply.created(
-                    &self.ttl,
+                    &CREATED_TTL,
                     &self.attr(&stat),
                     Generation(0),
                     FileHandle(fh),

@@ -159,6 +159,15 @@ impl Union {
         if setgid && matches!(what, NewObject::Dir) {
             perm |= libc::S_ISGID;
         }
+        // An upper-only name the daemon's own owner may have: made in place.
+        if matches!(what, NewObject::File)
+            && !setgid
+            && is_daemon(caller.uid, gid)
+            && let Some(fd) = create_in_place(dir_fd.as_fd(), name, perm)?
+        {
+            dir.invalidate_listing();
+            return Ok(Some(fd));
+        }
         let is_dir = matches!(what, NewObject::Dir);
         let is_link = matches!(what, NewObject::Link(..));
         let work = upper.work();
@@ -672,4 +681,30 @@ impl Union {
         }
         self.remove_name(upper, &dir, name, &r)
     }
+}
+
+/// True if an object owned by `uid`:`gid` is what the daemon creates anyway.
+fn is_daemon(uid: u32, gid: u32) -> bool {
+    rustix::process::geteuid().as_raw() == uid && rustix::process::getegid().as_raw() == gid
+}
+
+/// Creates the empty regular file `name` in the upper directory `dir` in place, as overlayfs
+/// does, when the daemon's owner is the caller's: no work-directory staging and rename, and
+/// no owner to set, so nothing can be seen half made (a crash leaves at most an empty file
+/// with the caller's owner, never one owned by someone else). `None` if something (a
+/// whiteout) is at `name`: the caller then stages the file in the work directory.
+fn create_in_place(dir: BorrowedFd<'_>, name: &OsStr, perm: u32) -> io::Result<Option<OwnedFd>> {
+    let flags = OFlags::CLOEXEC | OFlags::NOFOLLOW | OFlags::CREATE | OFlags::EXCL | OFlags::RDWR;
+    let mode = Mode::from_raw_mode(perm);
+    let fd = match rustix::fs::openat(dir, name, flags, mode) {
+        Ok(fd) => fd,
+        Err(Errno::EXIST) => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    // The daemon's umask may have taken bits the caller's left.
+    if let Err(e) = rustix::fs::fchmod(&fd, mode) {
+        let _ = rustix::fs::unlinkat(dir, name, AtFlags::empty());
+        return Err(e.into());
+    }
+    Ok(Some(fd))
 }
