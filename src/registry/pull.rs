@@ -50,6 +50,34 @@ pub struct Pulled {
     pub downloaded: usize,
 }
 
+/// Prints one of docker's progress lines, unless quiet.
+fn progress_line(options: &PullOptions, line: String) {
+    if !options.quiet {
+        println!("{line}");
+        let _ = std::io::stdout().flush();
+    }
+}
+
+/// Checks that the registry answers, then prints docker's first line (`TAG: Pulling from
+/// REPO`, with `how` after it) when the image is named by tag.
+fn begin(
+    client: &Client,
+    reference: &RegistryRef,
+    options: &PullOptions,
+    how: &str,
+) -> Result<(), RegistryError> {
+    client.ping()?;
+    if let Some(tag) = &reference.tag
+        && reference.digest.is_none()
+    {
+        progress_line(
+            options,
+            format!("{tag}: Pulling from {}{how}", reference.repo),
+        );
+    }
+    Ok(())
+}
+
 /// Pulls `reference` into `store`.
 pub fn pull(
     store: &Store,
@@ -59,18 +87,8 @@ pub fn pull(
 ) -> Result<Pulled, RegistryError> {
     let host = Platform::host();
     let platform = options.platform.as_ref().unwrap_or(&host);
-    let say = |line: String| {
-        if !options.quiet {
-            println!("{line}");
-            let _ = std::io::stdout().flush();
-        }
-    };
-    client.ping()?;
-    if let Some(tag) = &reference.tag
-        && reference.digest.is_none()
-    {
-        say(format!("{tag}: Pulling from {}", reference.repo));
-    }
+    let say = |line: String| progress_line(options, line);
+    begin(client, reference, options, "")?;
     let resolved = client.resolve(reference, platform)?;
     let name = reference.to_string();
     let bad = |m: String| RegistryError::Protocol {
@@ -190,18 +208,8 @@ pub fn pull_lazy(
 ) -> Result<Pulled, RegistryError> {
     let host = Platform::host();
     let platform = options.platform.as_ref().unwrap_or(&host);
-    let say = |line: String| {
-        if !options.quiet {
-            println!("{line}");
-            let _ = std::io::stdout().flush();
-        }
-    };
-    client.ping()?;
-    if let Some(tag) = &reference.tag
-        && reference.digest.is_none()
-    {
-        say(format!("{tag}: Pulling from {} (lazily)", reference.repo));
-    }
+    let say = |line: String| progress_line(options, line);
+    begin(client, reference, options, " (lazily)")?;
     let index_dir = store.index_dir();
     let lazy = super::lazy::open_image(client, reference, platform, Some(&index_dir), false)?;
     let name = reference.to_string();
