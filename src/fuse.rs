@@ -2,7 +2,7 @@
 //! reply. Errno mapping, TTLs and open flags live here; what a path means does not.
 //!
 //! fuser does not catch panics in handlers, and a panic would end a worker thread. Every
-//! handler therefore runs under `catch_unwind`: the reply it owns is dropped during the
+//! handler therefore runs under `catch_unwind` (`guard`): the reply it owns is dropped during the
 //! unwind, which makes fuser answer `EIO`, and the mount keeps serving.
 //!
 //! Owners cross the boundary with the union in one place each way: attributes go out through
@@ -10,15 +10,16 @@
 //! caller, chown arguments) through `FuseAdapter::caller` and [`Ownership::stored_uid`].
 
 mod attr;
+mod guard;
 
 use std::ffi::OsStr;
 use std::io;
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
-use attr::{file_attr, file_type};
+use attr::{file_attr, file_type, from_fuse_rdev, time_set};
+use guard::guarded;
 
 use fuser::{
     AccessFlags, BsdFileFlags, Errno, FileAttr, FileHandle, Filesystem, FopenFlags, Generation,
@@ -26,11 +27,11 @@ use fuser::{
     ReplyCreate, ReplyData, ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyOpen,
     ReplyStatfs, ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
 };
-use log::{debug, error};
+use log::debug;
 
 use crate::idmap::Ownership;
-use crate::layer::{Kind, Timespec};
-use crate::union::{Caller, Listed, Listing, SetAttr, Stat, TimeSet, Union};
+use crate::layer::Kind;
+use crate::union::{Caller, Listed, Listing, SetAttr, Stat, Union};
 
 /// How long the kernel may cache names and attributes of a read-only union. The layers are
 /// read-only and must not change while mounted (as with overlayfs lowers), so the cache
@@ -140,36 +141,6 @@ impl FuseAdapter {
     }
 }
 
-/// The `dev_t` from the 32-bit `rdev` FUSE carries (`new_encode_dev`).
-fn from_fuse_rdev(rdev: u32) -> u64 {
-    let major = (rdev & 0xfff00) >> 8;
-    let minor = (rdev & 0xff) | ((rdev >> 12) & 0xfff00);
-    libc::makedev(major, minor)
-}
-
-fn time_set(t: TimeOrNow) -> TimeSet {
-    match t {
-        TimeOrNow::Now => TimeSet::Now,
-        TimeOrNow::SpecificTime(t) => {
-            let (sec, nsec) = match t.duration_since(UNIX_EPOCH) {
-                Ok(d) => (
-                    i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
-                    d.subsec_nanos(),
-                ),
-                Err(e) => {
-                    let d = e.duration();
-                    let sec = -i64::try_from(d.as_secs()).unwrap_or(i64::MAX);
-                    match d.subsec_nanos() {
-                        0 => (sec, 0),
-                        n => (sec - 1, 1_000_000_000 - n),
-                    }
-                }
-            };
-            TimeSet::At(Timespec { sec, nsec })
-        }
-    }
-}
-
 fn to_errno(e: &io::Error) -> Errno {
     match e.raw_os_error() {
         Some(code) if code > 0 => Errno::from_i32(code),
@@ -196,13 +167,6 @@ fn limit_malloc_arenas() {
         unsafe {
             libc::mallopt(libc::M_ARENA_MAX, MALLOC_ARENAS);
         }
-    }
-}
-
-/// Runs a handler; a panic is logged and, through the dropped reply, answered with EIO.
-fn guarded(op: &str, f: impl FnOnce()) {
-    if catch_unwind(AssertUnwindSafe(f)).is_err() {
-        error!("internal error while handling {op}; answered EIO");
     }
 }
 
@@ -791,80 +755,5 @@ fn reply_xattr(reply: ReplyXattr, size: u32, value: &[u8]) {
         reply.error(Errno::ERANGE);
     } else {
         reply.data(value);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::guarded;
-    use std::sync::Arc;
-    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-
-    /// Stands for a fuser reply: dropped unsent, fuser answers the request with EIO
-    /// (`ReplyRaw`'s `Drop`).
-    struct Reply(Arc<AtomicBool>);
-
-    impl Drop for Reply {
-        fn drop(&mut self) {
-            self.0.store(true, Ordering::SeqCst);
-        }
-    }
-
-    /// A handler that panics must not take its worker thread down: `guarded` returns, the
-    /// reply the handler owned is dropped on the way (so the kernel gets EIO), and the next
-    /// request on the same thread is served. Only true while panics unwind: a release profile
-    /// with `panic = "abort"` would turn each into the end of the mount.
-    #[test]
-    fn a_panicking_handler_answers_eio_and_the_thread_serves_on() {
-        const {
-            assert!(
-                cfg!(panic = "unwind"),
-                "handlers rely on unwinding panics (no panic = \"abort\" in Cargo.toml)"
-            )
-        };
-        let dropped = Arc::new(AtomicBool::new(false));
-        let reply = Reply(dropped.clone());
-        guarded("lookup", move || {
-            let _owned = reply;
-            panic!("a bug in a handler");
-        });
-        assert!(
-            dropped.load(Ordering::SeqCst),
-            "the reply was not dropped during the unwind"
-        );
-        let served = AtomicUsize::new(0);
-        for _ in 0..3 {
-            guarded("getattr", || {
-                served.fetch_add(1, Ordering::SeqCst);
-            });
-        }
-        assert_eq!(served.load(Ordering::SeqCst), 3);
-    }
-
-    /// Panics on many worker threads at once (fuser's `n_threads`) are each contained.
-    #[test]
-    fn panics_on_several_threads_are_each_contained() {
-        let answered = Arc::new(AtomicUsize::new(0));
-        let threads: Vec<_> = (0..4)
-            .map(|i| {
-                let answered = answered.clone();
-                std::thread::spawn(move || {
-                    for n in 0..10 {
-                        let reply = Reply(Arc::new(AtomicBool::new(false)));
-                        guarded("read", || {
-                            let _owned = reply;
-                            if (i + n) % 2 == 0 {
-                                panic!("bug {i}/{n}");
-                            }
-                        });
-                        answered.fetch_add(1, Ordering::SeqCst);
-                    }
-                })
-            })
-            .collect();
-        for t in threads {
-            t.join().expect("a worker thread died of a handler's panic");
-        }
-        assert_eq!(answered.load(Ordering::SeqCst), 40);
     }
 }

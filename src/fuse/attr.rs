@@ -4,11 +4,11 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use fuser::{FileAttr, FileType, INodeNo};
+use fuser::{FileAttr, FileType, INodeNo, TimeOrNow};
 
 use crate::idmap::Ownership;
 use crate::layer::{Kind, Timespec};
-use crate::union::Stat;
+use crate::union::{Stat, TimeSet};
 
 pub(super) fn file_type(kind: Kind) -> FileType {
     match kind {
@@ -61,6 +61,37 @@ pub(super) fn file_attr(stat: &Stat, ownership: &Ownership) -> FileAttr {
         rdev: fuse_rdev(a.rdev),
         blksize: 4096,
         flags: 0,
+    }
+}
+
+/// The `dev_t` from the 32-bit `rdev` FUSE carries (`new_encode_dev`).
+pub(super) fn from_fuse_rdev(rdev: u32) -> u64 {
+    let major = (rdev & 0xfff00) >> 8;
+    let minor = (rdev & 0xff) | ((rdev >> 12) & 0xfff00);
+    libc::makedev(major, minor)
+}
+
+/// A time a setattr asks for, as the union takes it (times before 1970 included).
+pub(super) fn time_set(t: TimeOrNow) -> TimeSet {
+    match t {
+        TimeOrNow::Now => TimeSet::Now,
+        TimeOrNow::SpecificTime(t) => {
+            let (sec, nsec) = match t.duration_since(UNIX_EPOCH) {
+                Ok(d) => (
+                    i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+                    d.subsec_nanos(),
+                ),
+                Err(e) => {
+                    let d = e.duration();
+                    let sec = -i64::try_from(d.as_secs()).unwrap_or(i64::MAX);
+                    match d.subsec_nanos() {
+                        0 => (sec, 0),
+                        n => (sec - 1, 1_000_000_000 - n),
+                    }
+                }
+            };
+            TimeSet::At(Timespec { sec, nsec })
+        }
     }
 }
 
