@@ -46,10 +46,18 @@ impl Store {
     ) -> Result<StoredImage, StoreError> {
         let _lock = self.lock(true)?;
         self.clean_ingest();
+        self.removing_added_on_error(|added| self.import_locked(image, tags, staged, added))
+    }
+
+    /// Runs `f`, which lists in the vector it is given every blob it brings into the store;
+    /// if it fails, those blobs are removed again (nothing refers to them).
+    fn removing_added_on_error<T>(
+        &self,
+        f: impl FnOnce(&mut Vec<Digest>) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
         let mut added = Vec::new();
-        let result = self.import_locked(image, tags, staged, &mut added);
+        let result = f(&mut added);
         if result.is_err() {
-            // Blobs this import brought in and nothing refers to.
             for digest in added {
                 let _ = std::fs::remove_file(self.blob_path(&digest));
             }
@@ -206,10 +214,9 @@ impl Store {
                 manifest.config.digest
             )));
         }
-        let mut added = Vec::new();
-        let result = (|| {
-            self.put_small_blob(&config_digest, config_raw, &mut added)?;
-            self.put_small_blob(&manifest_digest, manifest_raw, &mut added)?;
+        self.removing_added_on_error(|added| {
+            self.put_small_blob(&config_digest, config_raw, added)?;
+            self.put_small_blob(&manifest_digest, manifest_raw, added)?;
             let mut stored = self.load(manifest_digest.as_str(), &[])?;
             stored.unpacked_size = Some(unpacked);
             stored.source = Some(source.to_string());
@@ -229,13 +236,7 @@ impl Store {
             }
             self.write_index(&index)?;
             self.find(manifest_digest.as_str())
-        })();
-        if result.is_err() {
-            for digest in added {
-                let _ = std::fs::remove_file(self.blob_path(&digest));
-            }
-        }
-        result
+        })
     }
 
     /// Moves a verified blob from `ingest/` into `blobs/` (unless the store has it by now).
