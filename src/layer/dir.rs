@@ -28,6 +28,7 @@ use super::whiteout::{self, OciName};
 use super::{Attr, DirEntry, Entry, FileData, FsStats, Kind, Layer, NodeId, Timespec};
 
 mod names;
+mod readahead;
 
 use names::{Interner, Name, NodePath, slot_of};
 
@@ -401,11 +402,9 @@ impl Layer for DirLayer {
     }
 
     fn read_dir(&self, dir: NodeId) -> io::Result<Vec<DirEntry>> {
-        let fd = self.open_in(
-            &*self.dir_fd(dir)?,
-            c".",
-            OFlags::RDONLY | OFlags::DIRECTORY,
-        )?;
+        let dir_fd = self.dir_fd(dir)?;
+        let fd = self.open_in(&dir_fd, c".", OFlags::RDONLY | OFlags::DIRECTORY)?;
+        let mut subdirs = Vec::new();
         let mut reader = rustix::fs::Dir::read_from(&fd)?;
         let mut real = Vec::new();
         let mut whiteouts = Vec::new();
@@ -444,12 +443,19 @@ impl Layer for DirLayer {
                     }
                 }
             };
+            if kind == Kind::Dir {
+                subdirs.push(item.file_name().to_owned());
+            }
             real.push(DirEntry {
                 name: name.to_owned(),
                 kind,
                 ino: item.ino(),
             });
         }
+        readahead::subdirectories(readahead::Listed {
+            dir: Arc::downgrade(&dir_fd),
+            subdirs,
+        });
         if !whiteouts.is_empty() {
             // The OCI spec lets a real entry and a `.wh.` of the same name coexist in one
             // layer: the whiteout then applies only to lower layers, so the real one is kept.
