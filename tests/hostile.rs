@@ -56,15 +56,23 @@ fn deep_n() -> u64 {
     env_size("HOSTILE_DEEP", 10_000)
 }
 
-/// The corpus, generated once per test binary.
+/// The corpus, generated once per run of this test binary into cargo's directory for test
+/// files (a temporary directory held by a static was never removed: 10 MB per run left in
+/// /tmp).
 fn corpus() -> &'static Path {
-    static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
-        let dir = tempfile::tempdir().expect("tempdir for the corpus");
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("hostile-corpus");
+        match std::fs::remove_dir_all(&dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => panic!("remove the old corpus {}: {e}", dir.display()),
+        }
+        std::fs::create_dir_all(&dir).expect("create the corpus directory");
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/make-hostile");
         let out = Command::new("python3")
             .arg(&script)
-            .arg(dir.path())
+            .arg(&dir)
             .args(["--bomb-mib", &bomb_mib().to_string()])
             .args(["--wide", &wide_n().to_string()])
             .args(["--deep", &deep_n().to_string()])
@@ -77,7 +85,6 @@ fn corpus() -> &'static Path {
         );
         dir
     })
-    .path()
 }
 
 /// `(kind, name)` of every case the script wrote (`tar NAME` or `oci NAME`).

@@ -20,21 +20,20 @@ use super::progress::IndexProgress;
 use super::stream::Stream;
 use crate::layer::blob::BlobRead;
 
-/// Bytes kept behind the newest produced byte. The builder looks back at most one PAX header
-/// (`extension::MAX_PAX`, 1 MiB) plus a few header blocks, and the gzip pass takes its 32 KiB
-/// window from here.
+/// Bytes kept behind the newest produced byte: the builder looks back at most one PAX header
+/// (`extension::MAX_PAX`, 1 MiB) plus a few header blocks.
 const KEEP: usize = 2 << 20;
 /// Buffer size at which the bytes older than [`KEEP`] are dropped (a memmove of at most
 /// `KEEP` bytes per `COMPACT - KEEP` produced).
 const COMPACT: usize = 8 << 20;
 /// Most bytes asked of a producer at once.
-const PRODUCE: usize = 1 << 20;
+pub(crate) const PRODUCE: usize = 1 << 20;
 
 /// A source of the uncompressed stream, front to back.
 pub(crate) trait Produce: Send {
     /// Appends at most `max` bytes to `out` and returns how many; 0 means the stream ended.
-    /// `out` ends with the bytes produced so far (at least the last [`KEEP`] of them), which
-    /// is where the gzip pass finds its window.
+    /// `out` ends with the bytes produced so far (at least the last
+    /// [`TAIL`](super::ahead::TAIL) of them), which is where the gzip pass finds its window.
     fn produce(&mut self, out: &mut Vec<u8>, max: usize) -> io::Result<usize>;
 }
 

@@ -50,6 +50,8 @@ pub(crate) const PIECE: u64 = SPAN;
 
 /// The deflate history a block may refer back to.
 const WINDOW: usize = 32 << 10;
+// Checkpoints take their window from the output the pass was given (`Produce`).
+const _: () = assert!(WINDOW <= super::ahead::TAIL);
 
 /// Where inflating can start again.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -13,6 +13,7 @@
 //! its data chunks only); atime and ctime are the mtime; directories report size 0, as their
 //! tar headers do, and `nlink` = 2 + subdirectories.
 
+mod ahead;
 mod chunk_cache;
 mod codec;
 mod exchange;

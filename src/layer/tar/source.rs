@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::TarError;
+use super::ahead::Ahead;
 use super::chunk_cache::ChunkCache;
 use super::codec::{self, Reader};
 use super::forward::{Forward, PlainPass, PositionalReader, Produce, RawReader};
@@ -392,19 +393,25 @@ type PassOutput<P> = (TarIndex, P, u64, Option<[u8; 32]>);
 
 /// The pass: builds the index over the produced stream, then produces the rest (trailers and
 /// padding, which carry the checks). A producer's error is the real cause of any failure.
+/// The producer runs on a second thread ([`Ahead`]), the builder on this one.
 fn run_pass<P: Produce>(
     producer: P,
     hash_tar: bool,
     path: &Path,
 ) -> Result<PassOutput<P>, TarError> {
-    let forward = Forward::new(producer, hash_tar);
-    let built = index::build(&forward, path);
-    if let Some(cause) = forward.error() {
-        return Err(decompress_err(path)(cause));
-    }
-    let index = built?;
-    let (producer, len, hash) = forward.finish().map_err(decompress_err(path))?;
-    Ok((index, producer, len, hash))
+    std::thread::scope(|scope| {
+        let forward = Forward::new(Ahead::start(scope, producer), hash_tar);
+        let built = index::build(&forward, path);
+        if let Some(cause) = forward.error() {
+            return Err(decompress_err(path)(cause));
+        }
+        let index = built?;
+        let (ahead, len, hash) = forward.finish().map_err(decompress_err(path))?;
+        let producer = ahead
+            .join()
+            .map_err(|e| decompress_err(path)(e.to_string()))?;
+        Ok((index, producer, len, hash))
+    })
 }
 
 /// Compares the hashes of the pass with the digests the image gave.
