@@ -45,30 +45,24 @@ impl<'scope, P: Produce + 'scope> Ahead<'scope, P> {
         let thread = std::thread::Builder::new()
             .name("index-producer".into())
             .spawn_scoped(scope, move || produce_ahead(producer, tx, recycled));
-        match thread {
-            Ok(thread) => Ahead {
-                pieces: Some(pieces),
-                spent,
-                current: Vec::new(),
-                at: 0,
-                ended: false,
-                thread: Some(thread),
-            },
+        let (pieces, thread) = match thread {
+            Ok(thread) => (pieces, Some(thread)),
             // No thread to be had (a process at its limit): the pass reports it as its error.
             Err(e) => {
                 let (tx, pieces) = std::sync::mpsc::sync_channel(1);
                 let _ = tx.send(Err(io::Error::other(format!(
                     "cannot start the indexing thread: {e}"
                 ))));
-                Ahead {
-                    pieces: Some(pieces),
-                    spent,
-                    current: Vec::new(),
-                    at: 0,
-                    ended: false,
-                    thread: None,
-                }
+                (pieces, None)
             }
+        };
+        Ahead {
+            pieces: Some(pieces),
+            spent,
+            current: Vec::new(),
+            at: 0,
+            ended: false,
+            thread,
         }
     }
 
