@@ -103,18 +103,6 @@ impl DirLayer {
         Ok(nodes.insert(parent, name_c))
     }
 
-    /// Opens `name` in directory `dir`: one component, never following a symlink and never
-    /// leaving the layer.
-    fn open_in(&self, dir: &OwnedFd, name: &CStr, flags: OFlags) -> io::Result<OwnedFd> {
-        Ok(rustix::fs::openat2(
-            dir,
-            name,
-            flags | OFlags::CLOEXEC | OFlags::NOFOLLOW,
-            Mode::empty(),
-            ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS,
-        )?)
-    }
-
     /// An `O_PATH` descriptor of a directory of the layer, from the cache or opened through
     /// its parent's.
     fn dir_fd(&self, node: NodeId) -> io::Result<Arc<OwnedFd>> {
@@ -122,11 +110,11 @@ impl DirLayer {
             return Ok(fd.clone());
         }
         let fd = if node == ROOT {
-            self.open_in(&self.root, c".", OFlags::PATH | OFlags::DIRECTORY)?
+            open_in(&self.root, c".", OFlags::PATH | OFlags::DIRECTORY)?
         } else {
             let path = self.node(node)?;
             let parent = self.dir_fd(path.parent)?;
-            self.open_in(&parent, &path.name, OFlags::PATH | OFlags::DIRECTORY)?
+            open_in(&parent, &path.name, OFlags::PATH | OFlags::DIRECTORY)?
         };
         let fd = Arc::new(fd);
         self.dir_fds.lock().put(node, fd.clone());
@@ -268,6 +256,18 @@ fn fd_number(fd: &OwnedFd) -> i32 {
     fd.as_raw_fd()
 }
 
+/// Opens `name` in directory `dir`: one component, never following a symlink and never
+/// leaving the layer.
+fn open_in(dir: &OwnedFd, name: &CStr, flags: OFlags) -> io::Result<OwnedFd> {
+    Ok(rustix::fs::openat2(
+        dir,
+        name,
+        flags | OFlags::CLOEXEC | OFlags::NOFOLLOW,
+        Mode::empty(),
+        ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS,
+    )?)
+}
+
 fn einval() -> io::Error {
     io::Error::from_raw_os_error(libc::EINVAL)
 }
@@ -403,7 +403,7 @@ impl Layer for DirLayer {
 
     fn read_dir(&self, dir: NodeId) -> io::Result<Vec<DirEntry>> {
         let dir_fd = self.dir_fd(dir)?;
-        let fd = self.open_in(&dir_fd, c".", OFlags::RDONLY | OFlags::DIRECTORY)?;
+        let fd = open_in(&dir_fd, c".", OFlags::RDONLY | OFlags::DIRECTORY)?;
         let mut subdirs = Vec::new();
         let mut reader = rustix::fs::Dir::read_from(&fd)?;
         let mut real = Vec::new();
@@ -471,7 +471,7 @@ impl Layer for DirLayer {
             return Err(io::Error::from_raw_os_error(libc::EISDIR));
         }
         let path = self.node(node)?;
-        let fd = self.open_in(&*self.parent_fd(&path)?, &path.name, OFlags::RDONLY)?;
+        let fd = open_in(&*self.parent_fd(&path)?, &path.name, OFlags::RDONLY)?;
         Ok(Box::new(DirFile(File::from(fd))))
     }
 

@@ -9,7 +9,7 @@
 //! kernel's caches before the walk asks; the serving thread then finds them cached.
 //!
 //! It only reads metadata the walk is about to read anyway, never follows a symlink, and
-//! never leaves the layer (the same `openat2` resolution as every other access). The queue is
+//! never leaves the layer (it opens through the layer's own `open_in`). The queue is
 //! bounded: when the walk outruns the readahead, listings are dropped rather than queued.
 
 use std::ffi::CString;
@@ -18,7 +18,7 @@ use std::sync::Weak;
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
 
 use parking_lot::Mutex;
-use rustix::fs::{AtFlags, Mode, OFlags, ResolveFlags};
+use rustix::fs::{AtFlags, OFlags};
 
 /// Listed directories waiting for their subdirectories to be read ahead. A few dozen keep
 /// the thread ahead of a depth-first walk; more would only warm what the walk has passed.
@@ -85,13 +85,7 @@ fn serve(rx: Receiver<Listed>) {
 /// Lists `name` in `dir` and stats each entry. Errors only mean less was warmed: the serving
 /// thread meets (and reports) them itself when the walk gets there.
 fn read_ahead(dir: &OwnedFd, name: &CString) {
-    let Ok(fd) = rustix::fs::openat2(
-        dir,
-        name.as_c_str(),
-        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-        Mode::empty(),
-        ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS,
-    ) else {
+    let Ok(fd) = super::open_in(dir, name, OFlags::RDONLY | OFlags::DIRECTORY) else {
         return;
     };
     let Ok(mut reader) = rustix::fs::Dir::read_from(&fd) else {
