@@ -46,6 +46,7 @@ pub struct DirLayer {
     root: OwnedFd,
     nodes: RwLock<Interner>,
     dir_fds: Mutex<LruCache<NodeId, Arc<OwnedFd>>>,
+    read_ahead: readahead::Seen,
 }
 
 impl DirLayer {
@@ -73,6 +74,7 @@ impl DirLayer {
             dir_fds: Mutex::new(LruCache::new(
                 NonZeroUsize::new(DIR_FD_CACHE).expect("nonzero constant"),
             )),
+            read_ahead: readahead::Seen::default(),
         })
     }
 
@@ -404,6 +406,7 @@ impl Layer for DirLayer {
     fn read_dir(&self, dir: NodeId) -> io::Result<Vec<DirEntry>> {
         let dir_fd = self.dir_fd(dir)?;
         let fd = open_in(&dir_fd, c".", OFlags::RDONLY | OFlags::DIRECTORY)?;
+        let read_ahead = self.read_ahead.first(dir);
         let mut subdirs = Vec::new();
         let mut reader = rustix::fs::Dir::read_from(&fd)?;
         let mut real = Vec::new();
@@ -443,7 +446,7 @@ impl Layer for DirLayer {
                     }
                 }
             };
-            if kind == Kind::Dir {
+            if read_ahead && kind == Kind::Dir {
                 subdirs.push(item.file_name().to_owned());
             }
             real.push(DirEntry {

@@ -12,6 +12,7 @@
 //! never leaves the layer (it opens through the layer's own `open_in`). The queue is
 //! bounded: when the walk outruns the readahead, listings are dropped rather than queued.
 
+use std::collections::HashSet;
 use std::ffi::CString;
 use std::os::fd::OwnedFd;
 use std::sync::Weak;
@@ -20,9 +21,31 @@ use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
 use parking_lot::Mutex;
 use rustix::fs::{AtFlags, OFlags};
 
+use crate::layer::NodeId;
+
 /// Listed directories waiting for their subdirectories to be read ahead. A few dozen keep
 /// the thread ahead of a depth-first walk; more would only warm what the walk has passed.
 const QUEUE: usize = 32;
+
+/// The directories of a layer whose subdirectories were read ahead, so that a directory
+/// listed again (its merged listing dropped by a write in it, or by the listings budget) does
+/// not send its whole subtree's first level through the thread again. Past [`SEEN`] entries
+/// it starts over, rather than grow with the tree.
+#[derive(Default)]
+pub(super) struct Seen(Mutex<HashSet<NodeId>>);
+
+const SEEN: usize = 1 << 16;
+
+impl Seen {
+    /// True the first time `dir` is met.
+    pub(super) fn first(&self, dir: NodeId) -> bool {
+        let mut dirs = self.0.lock();
+        if dirs.len() >= SEEN {
+            dirs.clear();
+        }
+        dirs.insert(dir)
+    }
+}
 
 /// The subdirectories of one listed directory.
 pub(super) struct Listed {
