@@ -11,6 +11,7 @@
 
 mod attr;
 mod guard;
+mod passthrough;
 
 use std::ffi::OsStr;
 use std::io;
@@ -20,7 +21,9 @@ use std::time::{Duration, SystemTime};
 
 use attr::{file_attr, file_type, from_fuse_rdev, time_set};
 use guard::guarded;
+use passthrough::{OpenReply, Passthrough};
 
+use fuser::BackingId;
 use fuser::{
     AccessFlags, BsdFileFlags, Errno, FileAttr, FileHandle, Filesystem, FopenFlags, Generation,
     INodeNo, InitFlags, IoctlFlags, KernelConfig, LockOwner, OpenAccMode, OpenFlags, RenameFlags,
@@ -55,6 +58,10 @@ pub struct ServeOptions {
     /// `volatile` / `fsync=0`: fsync and fsyncdir succeed without syncing, as with
     /// overlayfs's `volatile` (a crash may lose recent writes to the upper).
     pub volatile: bool,
+    /// `nopassthrough`: reads and writes of upper files come to the daemon, never served by
+    /// the kernel from the upper file itself (FUSE passthrough, used as root when the kernel
+    /// offers it).
+    pub no_passthrough: bool,
 }
 
 /// Serves a [`Union`] to the kernel.
@@ -72,6 +79,8 @@ pub struct FuseAdapter {
     /// directories with handle 0 and caches what it read (a warm `find` then sends
     /// nothing; it sent an opendir and a releasedir per directory).
     no_opendir: bool,
+    /// Which opens of a writable union the kernel serves from upper files itself.
+    passthrough: Passthrough,
 }
 
 impl FuseAdapter {
@@ -98,6 +107,7 @@ impl FuseAdapter {
             options,
             no_open: false,
             no_opendir: false,
+            passthrough: Passthrough::off(),
         }
     }
 
@@ -206,6 +216,21 @@ impl Filesystem for FuseAdapter {
             && config
                 .capabilities()
                 .contains(InitFlags::FUSE_NO_OPENDIR_SUPPORT);
+        // Writable: the kernel reads and writes open upper files itself (see `passthrough`).
+        // Registering a backing file takes CAP_SYS_ADMIN, so only root asks. Stack depth 1:
+        // the upper must not be on a stacked filesystem (overlayfs), and this mount may
+        // still be a layer of an overlayfs.
+        if self.union.is_writable()
+            && !self.options.no_passthrough
+            && rustix::process::geteuid().is_root()
+            && config.set_max_stack_depth(1).is_ok()
+        {
+            if config.add_capabilities(InitFlags::FUSE_PASSTHROUGH).is_ok() {
+                self.passthrough.enable();
+            } else {
+                debug!("kernel does not offer FUSE_PASSTHROUGH");
+            }
+        }
         let _ = config.set_max_readahead(1 << 20);
         Ok(())
     }
@@ -384,9 +409,26 @@ impl Filesystem for FuseAdapter {
                 return reply.error(Errno::ENOSYS);
             }
             match self.union.open_with(ino.0, write, truncate) {
-                // Without an upper, layer data never changes under a mount: keep the page
-                // cache across opens.
-                Ok(fh) => reply.opened(FileHandle(fh), self.file_flags),
+                Ok(fh) => {
+                    let upper = self.union.upper_data(fh);
+                    // A lower layer's data never changes under a mount: the kernel keeps
+                    // its page cache across opens (a copy-up copies the same bytes, and
+                    // writes after it reach the upper file through opens of their own).
+                    // An upper file's opens without passthrough drop the cache, as its data
+                    // may have been written by the kernel directly meanwhile.
+                    let flags = if upper.is_none() {
+                        FopenFlags::FOPEN_KEEP_CACHE
+                    } else {
+                        self.file_flags
+                    };
+                    let upper = upper.as_ref().and_then(|d| d.backing_file());
+                    let opened = Opened {
+                        reply,
+                        fh: FileHandle(fh),
+                        flags,
+                    };
+                    self.passthrough.reply(ino.0, upper, opened);
+                }
                 Err(e) => reply.error(to_errno(&e)),
             }
         });
@@ -451,7 +493,7 @@ impl Filesystem for FuseAdapter {
     fn release(
         &self,
         _req: &Request,
-        _ino: INodeNo,
+        ino: INodeNo,
         fh: FileHandle,
         _flags: OpenFlags,
         _lock_owner: Option<LockOwner>,
@@ -460,6 +502,7 @@ impl Filesystem for FuseAdapter {
     ) {
         guarded("release", || {
             self.union.release(fh.0);
+            self.passthrough.release(ino.0);
             reply.ok()
         });
     }
@@ -674,13 +717,17 @@ impl Filesystem for FuseAdapter {
                 .union
                 .create(parent.0, name, mode, self.caller(req, umask))
             {
-                Ok((_, stat, fh)) => reply.created(
-                    &CREATED_TTL,
-                    &self.attr(&stat),
-                    Generation(0),
-                    FileHandle(fh),
-                    self.file_flags,
-                ),
+                Ok((ino, stat, fh)) => {
+                    let upper = self.union.upper_data(fh);
+                    let upper = upper.as_ref().and_then(|d| d.backing_file());
+                    let created = Created {
+                        reply,
+                        attr: self.attr(&stat),
+                        fh: FileHandle(fh),
+                        flags: self.file_flags,
+                    };
+                    self.passthrough.reply(ino, upper, created);
+                }
                 Err(e) => reply.error(to_errno(&e)),
             }
         });
@@ -741,6 +788,65 @@ impl Filesystem for FuseAdapter {
                 Err(e) => reply.error(to_errno(&e)),
             }
         });
+    }
+}
+
+/// An open's reply, with what it carries besides the way it is served.
+struct Opened {
+    reply: ReplyOpen,
+    fh: FileHandle,
+    flags: FopenFlags,
+}
+
+impl OpenReply for Opened {
+    fn open_backing(&self, fd: std::os::fd::BorrowedFd<'_>) -> io::Result<BackingId> {
+        self.reply.open_backing(fd)
+    }
+
+    fn cached(self) {
+        self.reply.opened(self.fh, self.flags);
+    }
+
+    fn passthrough(self, id: &BackingId) {
+        self.reply.opened_passthrough(self.fh, self.flags, id);
+    }
+
+    fn failed(self, err: i32) {
+        self.reply.error(Errno::from_i32(err));
+    }
+}
+
+/// A create's reply: the new file's entry and its open.
+struct Created {
+    reply: ReplyCreate,
+    attr: FileAttr,
+    fh: FileHandle,
+    flags: FopenFlags,
+}
+
+impl OpenReply for Created {
+    fn open_backing(&self, fd: std::os::fd::BorrowedFd<'_>) -> io::Result<BackingId> {
+        self.reply.open_backing(fd)
+    }
+
+    fn cached(self) {
+        self.reply
+            .created(&CREATED_TTL, &self.attr, Generation(0), self.fh, self.flags);
+    }
+
+    fn passthrough(self, id: &BackingId) {
+        self.reply.created_passthrough(
+            &CREATED_TTL,
+            &self.attr,
+            Generation(0),
+            self.fh,
+            self.flags,
+            id,
+        );
+    }
+
+    fn failed(self, err: i32) {
+        self.reply.error(Errno::from_i32(err));
     }
 }
 

@@ -144,6 +144,7 @@ pub fn parse(
             ("relatime" | "strictatime" | "nodiratime" | "lazytime" | "nolazytime", None) => {}
             ("sync" | "async" | "dirsync", None) => {}
             ("volatile", None) => serve.volatile = true,
+            ("nopassthrough", None) => serve.no_passthrough = true,
             ("fsync", Some(v)) => match v.as_str() {
                 "0" => serve.volatile = true,
                 "1" => serve.volatile = false,
@@ -319,6 +320,13 @@ mod tests {
         assert!(!c.serve.volatile);
         assert!(p(&["lowerdir=/a,fsync=0"]).unwrap().serve.volatile);
         assert!(!p(&["lowerdir=/a,volatile,fsync=1"]).unwrap().serve.volatile);
+        assert!(!c.serve.no_passthrough);
+        assert!(
+            p(&["lowerdir=/a,nopassthrough"])
+                .unwrap()
+                .serve
+                .no_passthrough
+        );
         let e = p(&["lowerdir=/a,fsync=2"]).unwrap_err().to_string();
         assert!(e.contains("fsync=2"), "{e}");
         for bad in ["auto_unmount", "threaded=1", "user_id=0", "static_nlink"] {

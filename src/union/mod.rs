@@ -89,7 +89,10 @@ struct OpenFile {
     /// The node it was opened for (to answer `fstat` of a file unlinked while open).
     ino: Ino,
     data: Arc<dyn FileData>,
+    /// Set when opened for writing: the upper file written to.
     upper: Option<Arc<std::fs::File>>,
+    /// The data is an upper file (opened for writing, or for reading after a copy-up).
+    in_upper: bool,
 }
 
 impl OpenFile {
@@ -399,7 +402,17 @@ impl Union {
             ino,
             data: Arc::from(data),
             upper: None,
+            in_upper: top.layer == 0 && self.upper.is_some(),
         }))
+    }
+
+    /// The data of an open handle if it is an upper file, for the kernel to read and write
+    /// directly (FUSE passthrough) through [`FileData::backing_file`]. `None` for lower files:
+    /// at copy-up a lower file's node moves to another file, while the kernel binds one
+    /// backing file to a node for as long as any open of it lasts.
+    pub fn upper_data(&self, fh: u64) -> Option<Arc<dyn FileData>> {
+        let open = self.files.get(fh)?;
+        (open.in_upper && open.data.backing_file().is_some()).then_some(open.data)
     }
 
     /// Reads up to `size` bytes at `offset` of an open file.

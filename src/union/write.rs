@@ -69,6 +69,10 @@ impl FileData for UpperFile {
         }
         Ok(done)
     }
+
+    fn backing_file(&self) -> Option<&File> {
+        Some(&self.0)
+    }
 }
 
 /// What a new object is.
@@ -260,6 +264,7 @@ impl Union {
             ino,
             data: Arc::new(UpperFile(file.clone())),
             upper: Some(file),
+            in_upper: true,
         });
         Ok((ino, stat, fh))
     }
@@ -370,6 +375,7 @@ impl Union {
             ino,
             data: Arc::new(UpperFile(file.clone())),
             upper: Some(file),
+            in_upper: true,
         }))
     }
 

@@ -1,0 +1,164 @@
+//! FUSE passthrough for upper files: the kernel reads and writes an open upper file itself,
+//! with no request to the daemon, from the page cache the upper's filesystem keeps anyway.
+//!
+//! The kernel's rules (fs/fuse/iomode.c) shape what is decided here, per node:
+//! - every open of a node served by passthrough must name the same backing file, and an open
+//!   without passthrough fails (EIO) while one with it lasts;
+//! - an open with passthrough fails while an open without it (page-cached by FUSE) lasts.
+//!
+//! So only upper files are passed through: a lower file's node moves to another file at
+//! copy-up, which would break the first rule. And each node counts its opens in whichever mode
+//! its first open set, until the last one is released. Our counts rise before the kernel's
+//! (at the reply) and fall after them (at the release the kernel sends once its file is
+//! gone), so a mode we pick never conflicts with opens the kernel still has.
+//!
+//! Registering a backing file needs CAP_SYS_ADMIN; the first refusal turns passthrough off
+//! for the mount and every open is then served by the daemon, as without it.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io;
+use std::os::fd::{AsFd, BorrowedFd};
+use std::os::unix::fs::MetadataExt;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use fuser::BackingId;
+use log::{error, info};
+use parking_lot::Mutex;
+
+/// An open's reply, sent one of two ways.
+pub(super) trait OpenReply {
+    /// Registers `fd` with the kernel as a backing file.
+    fn open_backing(&self, fd: BorrowedFd<'_>) -> io::Result<BackingId>;
+    /// Replies without passthrough: reads and writes come to the daemon.
+    fn cached(self);
+    /// Replies with passthrough to `id`.
+    fn passthrough(self, id: &BackingId);
+    /// Replies with an error.
+    fn failed(self, err: i32);
+}
+
+/// How a node's current opens are served.
+enum Io {
+    /// By the daemon.
+    Daemon { opens: u32 },
+    /// By the kernel from one upper file (identified by device and inode number).
+    Backed {
+        id: BackingId,
+        file: (u64, u64),
+        opens: u32,
+    },
+}
+
+pub(super) struct Passthrough {
+    /// The kernel agreed to passthrough at init: opens are counted per node.
+    on: bool,
+    /// No more backing files are registered (the kernel refused one); nodes already backed
+    /// keep their backing file until their last open ends.
+    refused: AtomicBool,
+    nodes: Mutex<HashMap<u64, Io>>,
+}
+
+impl Passthrough {
+    pub fn off() -> Passthrough {
+        Passthrough {
+            on: false,
+            refused: AtomicBool::new(false),
+            nodes: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Turns passthrough on, once the kernel has agreed to it at init (before any open).
+    pub fn enable(&mut self) {
+        self.on = true;
+    }
+
+    /// Replies to an open of node `ino` whose data is `upper` (an upper file) or, with
+    /// `None`, a lower layer's.
+    pub fn reply(&self, ino: u64, upper: Option<&File>, reply: impl OpenReply) {
+        if !self.on {
+            return reply.cached();
+        }
+        let key = upper.map(|f| f.metadata().map(|m| (m.dev(), m.ino())));
+        let mut nodes = self.nodes.lock();
+        match nodes.get_mut(&ino) {
+            Some(Io::Daemon { opens }) => {
+                *opens += 1;
+                reply.cached();
+            }
+            Some(Io::Backed { id, file, opens }) => {
+                if let Some(Ok(k)) = key
+                    && k == *file
+                {
+                    *opens += 1;
+                    reply.passthrough(id);
+                } else {
+                    // Not reachable while a node's data stays in the upper once copied up;
+                    // the kernel would fail this open (EIO) anyway.
+                    error!("node {ino}: an open of another file than the one passed through");
+                    reply.failed(libc::EIO);
+                }
+            }
+            None => match (upper, key) {
+                (Some(file), Some(Ok(file_key))) if !self.refused.load(Ordering::Relaxed) => {
+                    match reply.open_backing(file.as_fd()) {
+                        Ok(id) => {
+                            reply.passthrough(&id);
+                            nodes.insert(
+                                ino,
+                                Io::Backed {
+                                    id,
+                                    file: file_key,
+                                    opens: 1,
+                                },
+                            );
+                        }
+                        Err(e) => {
+                            if refuses_passthrough(&e) {
+                                info!(
+                                    "reads and writes go through the daemon: passthrough refused ({e})"
+                                );
+                                self.refused.store(true, Ordering::Relaxed);
+                            }
+                            nodes.insert(ino, Io::Daemon { opens: 1 });
+                            reply.cached();
+                        }
+                    }
+                }
+                _ => {
+                    nodes.insert(ino, Io::Daemon { opens: 1 });
+                    reply.cached();
+                }
+            },
+        }
+    }
+
+    /// An open of node `ino` ended (the kernel's release); the last one frees its mode and
+    /// backing file.
+    pub fn release(&self, ino: u64) {
+        if !self.on {
+            return;
+        }
+        let mut nodes = self.nodes.lock();
+        let last = match nodes.get_mut(&ino) {
+            Some(Io::Daemon { opens } | Io::Backed { opens, .. }) => {
+                *opens -= 1;
+                *opens == 0
+            }
+            None => false,
+        };
+        if last {
+            // Dropping a BackingId closes it in the kernel.
+            nodes.remove(&ino);
+        }
+    }
+}
+
+/// Errors that say passthrough cannot work on this mount at all: no CAP_SYS_ADMIN (EPERM), the
+/// upper on a stacked filesystem (ELOOP), a kernel without it (ENOTTY, EOPNOTSUPP, EINVAL).
+fn refuses_passthrough(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EPERM | libc::ELOOP | libc::ENOTTY | libc::EOPNOTSUPP | libc::EINVAL)
+    )
+}
