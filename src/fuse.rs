@@ -30,7 +30,7 @@ use fuser::{
     ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry,
     ReplyIoctl, ReplyOpen, ReplyStatfs, ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
 };
-use log::debug;
+use log::{debug, error};
 
 use crate::idmap::Ownership;
 use crate::layer::Kind;
@@ -717,16 +717,23 @@ impl Filesystem for FuseAdapter {
                 .union
                 .create(parent.0, name, mode, self.caller(req, umask))
             {
-                Ok((ino, stat, fh)) => {
-                    let upper = self.union.upper_data(fh);
-                    let upper = upper.as_ref().and_then(|d| d.backing_file());
-                    let created = Created {
-                        reply,
-                        attr: self.attr(&stat),
-                        fh: FileHandle(fh),
-                        flags: self.file_flags,
-                    };
-                    self.passthrough.reply(ino, upper, created);
+                // Served by the daemon, not passed through: registering a backing file
+                // and closing it again at release cost more than the write round trips
+                // saved on a file written once (10k creates with one 1 KiB write each:
+                // 1.61-1.66 s passed through, 1.38-1.42 s not). Later opens of the file
+                // are passed through.
+                Ok((ino, stat, fh)) if self.passthrough.daemon_open(ino) => reply.created(
+                    &CREATED_TTL,
+                    &self.attr(&stat),
+                    Generation(0),
+                    FileHandle(fh),
+                    self.file_flags,
+                ),
+                Ok((ino, _, fh)) => {
+                    error!("node {ino}: created while its opens are passed through");
+                    self.union.release(fh);
+                    self.union.forget(ino, 1);
+                    reply.error(Errno::EIO);
                 }
                 Err(e) => reply.error(to_errno(&e)),
             }
@@ -809,40 +816,6 @@ impl OpenReply for Opened {
 
     fn passthrough(self, id: &BackingId) {
         self.reply.opened_passthrough(self.fh, self.flags, id);
-    }
-
-    fn failed(self, err: i32) {
-        self.reply.error(Errno::from_i32(err));
-    }
-}
-
-/// A create's reply: the new file's entry and its open.
-struct Created {
-    reply: ReplyCreate,
-    attr: FileAttr,
-    fh: FileHandle,
-    flags: FopenFlags,
-}
-
-impl OpenReply for Created {
-    fn open_backing(&self, fd: std::os::fd::BorrowedFd<'_>) -> io::Result<BackingId> {
-        self.reply.open_backing(fd)
-    }
-
-    fn cached(self) {
-        self.reply
-            .created(&CREATED_TTL, &self.attr, Generation(0), self.fh, self.flags);
-    }
-
-    fn passthrough(self, id: &BackingId) {
-        self.reply.created_passthrough(
-            &CREATED_TTL,
-            &self.attr,
-            Generation(0),
-            self.fh,
-            self.flags,
-            id,
-        );
     }
 
     fn failed(self, err: i32) {

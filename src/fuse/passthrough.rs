@@ -133,6 +133,27 @@ impl Passthrough {
         }
     }
 
+    /// Counts an open that the daemon serves whatever the node's data (a create's: see
+    /// `FuseAdapter::create`). False if the node's opens are passed through, which the kernel
+    /// would not let a page-cached open join.
+    pub fn daemon_open(&self, ino: u64) -> bool {
+        if !self.on {
+            return true;
+        }
+        match self
+            .nodes
+            .lock()
+            .entry(ino)
+            .or_insert(Io::Daemon { opens: 0 })
+        {
+            Io::Daemon { opens } => {
+                *opens += 1;
+                true
+            }
+            Io::Backed { .. } => false,
+        }
+    }
+
     /// An open of node `ino` ended (the kernel's release); the last one frees its mode and
     /// backing file.
     pub fn release(&self, ino: u64) {
