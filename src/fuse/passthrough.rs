@@ -12,6 +12,9 @@
 //! (at the reply) and fall after them (at the release the kernel sends once its file is
 //! gone), so a mode we pick never conflicts with opens the kernel still has.
 //!
+//! A create's descriptor is served by the daemon ([`Passthrough::daemon_open`]); later opens
+//! of the new file are passed through.
+//!
 //! Registering a backing file needs CAP_SYS_ADMIN; the first refusal turns passthrough off
 //! for the mount and every open is then served by the daemon, as without it.
 
