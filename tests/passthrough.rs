@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 struct Dirs {
-    _tmp: tempfile::TempDir,
+    tmp: tempfile::TempDir,
     lower: PathBuf,
     upper: PathBuf,
     work: PathBuf,
@@ -30,7 +30,7 @@ fn dirs() -> Dirs {
     }
     let mnt = mountpoint(tmp.path(), "mnt");
     Dirs {
-        _tmp: tmp,
+        tmp,
         lower,
         upper,
         work,
@@ -65,10 +65,9 @@ fn pread(f: &File, len: usize) -> Vec<u8> {
 /// What an open descriptor of an upper file reads after the upper file is changed behind
 /// the mount's back: the kernel reading the upper file itself sees the change; a read
 /// through the daemon is answered from the page cache the first read filled.
-fn read_after_change_behind(extra: &str) -> Vec<u8> {
-    let d = dirs();
+fn read_after_change_behind(d: &Dirs, extra: &str) -> Vec<u8> {
     fs::write(d.upper.join("f"), "old data").expect("write upper file");
-    let um = mount(&d, extra);
+    let um = mount(d, extra);
     let f = File::open(um.join("f")).expect("open through the mount");
     assert_eq!(pread(&f, 64), b"old data");
     fs::OpenOptions::new()
@@ -89,14 +88,59 @@ fn upper_files_are_served_by_the_kernel_unless_turned_off() {
         return;
     }
     assert_eq!(
-        read_after_change_behind(""),
+        read_after_change_behind(&dirs(), ""),
         b"NEW data",
         "an open upper file is read by the kernel from the upper file"
     );
     assert_eq!(
-        read_after_change_behind(",nopassthrough"),
+        read_after_change_behind(&dirs(), ",nopassthrough"),
         b"old data",
         "with nopassthrough, reads come through the daemon and its page cache"
+    );
+}
+
+#[test]
+fn an_upper_the_kernel_refuses_to_pass_through_is_served_by_the_daemon() {
+    if !root_or_skip() {
+        return;
+    }
+    // The upper and work directories on a kernel overlayfs: a stacked filesystem, which the
+    // kernel refuses as backing for a FUSE mount of stack depth 1 (ELOOP).
+    let mut d = dirs();
+    let base = d.tmp.path().join("ovl");
+    let [lo, up, wk] = ["lo", "up", "wk"].map(|n| base.join(n));
+    for p in [&lo, &up, &wk] {
+        fs::create_dir_all(p).expect("mkdir");
+    }
+    let overlay = KernelOverlay::with_upper(&[&lo], &up, &wk, &mountpoint(&base, "merged"));
+    let merged = overlay.path();
+    d.upper = merged.join("upper");
+    d.work = merged.join("work");
+    fs::create_dir(&d.upper).expect("mkdir upper");
+    fs::create_dir(&d.work).expect("mkdir work");
+
+    assert_eq!(
+        read_after_change_behind(&d, ""),
+        b"old data",
+        "reads come through the daemon once the kernel refuses the backing file"
+    );
+    // Everything else works as without passthrough.
+    let um = mount(&d, "");
+    fs::write(um.join("g"), "first\n").expect("create");
+    let mut f = OpenOptions::new()
+        .append(true)
+        .open(um.join("g"))
+        .expect("reopen for append");
+    f.write_all(b"second\n").expect("append");
+    drop(f);
+    assert_eq!(
+        fs::read_to_string(um.join("g")).expect("read back"),
+        "first\nsecond\n"
+    );
+    um.unmount_and_wait();
+    assert_eq!(
+        fs::read_to_string(d.upper.join("g")).expect("upper file"),
+        "first\nsecond\n"
     );
 }
 
