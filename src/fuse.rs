@@ -10,20 +10,19 @@
 //! caller, chown arguments) through `FuseAdapter::caller` and [`Ownership::stored_uid`].
 
 mod attr;
+mod dir;
 mod guard;
 mod passthrough;
 
 use std::ffi::OsStr;
 use std::io;
 use std::path::Path;
-use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use attr::{file_attr, file_type, from_fuse_rdev, time_set};
+use attr::{file_attr, from_fuse_rdev, time_set};
 use guard::guarded;
-use passthrough::{OpenReply, Passthrough};
+use passthrough::{Opened, Passthrough};
 
-use fuser::BackingId;
 use fuser::{
     AccessFlags, BsdFileFlags, Errno, FileAttr, FileHandle, Filesystem, FopenFlags, Generation,
     INodeNo, InitFlags, IoctlFlags, KernelConfig, LockOwner, OpenAccMode, OpenFlags, RenameFlags,
@@ -33,8 +32,7 @@ use fuser::{
 use log::{debug, error};
 
 use crate::idmap::Ownership;
-use crate::layer::Kind;
-use crate::union::{Caller, Listed, Listing, SetAttr, Stat, Union};
+use crate::union::{Caller, SetAttr, Stat, Union};
 
 /// How long the kernel may cache names and attributes of a read-only union. The layers are
 /// read-only and must not change while mounted (as with overlayfs lowers), so the cache
@@ -130,16 +128,6 @@ impl FuseAdapter {
         match res {
             Ok((_, stat)) => reply.entry(&self.ttl, &self.attr(&stat), Generation(0)),
             Err(e) => reply.error(to_errno(&e)),
-        }
-    }
-
-    /// The listing a readdir reads: its handle's, or without one (see `no_opendir`) the
-    /// directory node's.
-    fn listing(&self, ino: INodeNo, fh: FileHandle) -> io::Result<Arc<Listing>> {
-        if self.no_opendir && fh.0 == 0 {
-            self.union.listing_of_dir(ino.0)
-        } else {
-            self.union.listing(fh.0)
         }
     }
 
@@ -540,21 +528,9 @@ impl Filesystem for FuseAdapter {
         ino: INodeNo,
         fh: FileHandle,
         offset: u64,
-        mut reply: ReplyDirectory,
+        reply: ReplyDirectory,
     ) {
-        guarded("readdir", || {
-            let listing = match self.listing(ino, fh) {
-                Ok(l) => l,
-                Err(e) => return reply.error(to_errno(&e)),
-            };
-            for (i, e) in from_offset(&listing, offset) {
-                // The offset of an entry is where the next readdir continues.
-                if reply.add(INodeNo(e.st_ino), i as u64 + 1, file_type(e.kind), &e.name) {
-                    break;
-                }
-            }
-            reply.ok()
-        });
+        guarded("readdir", || self.serve_readdir(ino, fh, offset, reply));
     }
 
     fn readdirplus(
@@ -563,55 +539,10 @@ impl Filesystem for FuseAdapter {
         ino: INodeNo,
         fh: FileHandle,
         offset: u64,
-        mut reply: ReplyDirectoryPlus,
+        reply: ReplyDirectoryPlus,
     ) {
         guarded("readdirplus", || {
-            let listing = match self.listing(ino, fh) {
-                Ok(l) => l,
-                Err(e) => return reply.error(to_errno(&e)),
-            };
-            for (i, e) in from_offset(&listing, offset) {
-                let next = i as u64 + 1;
-                if *e.name == *"." || *e.name == *".." {
-                    // The kernel does not link `.` and `..` from readdirplus and takes no
-                    // lookup reference on them; node id 0 says "no entry attributes".
-                    let attr = FileAttr {
-                        ino: INodeNo(e.st_ino),
-                        ..self.attr(&self.dot_stat(ino.0))
-                    };
-                    if reply.add(
-                        INodeNo(0),
-                        next,
-                        &e.name,
-                        &Duration::ZERO,
-                        &attr,
-                        Generation(0),
-                    ) {
-                        break;
-                    }
-                    continue;
-                }
-                match self.union.lookup_listed(&listing, e) {
-                    Ok((child, stat)) => {
-                        let full = reply.add(
-                            INodeNo(child),
-                            next,
-                            &e.name,
-                            &self.ttl,
-                            &self.attr(&stat),
-                            Generation(0),
-                        );
-                        if full {
-                            // Not sent: the kernel will not count this lookup.
-                            self.union.forget(child, 1);
-                            break;
-                        }
-                    }
-                    // Vanished from a layer since the listing was taken: skip the name.
-                    Err(err) => debug!("readdirplus: {:?}: {err}", e.name),
-                }
-            }
-            reply.ok()
+            self.serve_readdirplus(ino, fh, offset, reply)
         });
     }
 
@@ -796,52 +727,6 @@ impl Filesystem for FuseAdapter {
             }
         });
     }
-}
-
-/// An open's reply, with what it carries besides the way it is served.
-struct Opened {
-    reply: ReplyOpen,
-    fh: FileHandle,
-    flags: FopenFlags,
-}
-
-impl OpenReply for Opened {
-    fn open_backing(&self, fd: std::os::fd::BorrowedFd<'_>) -> io::Result<BackingId> {
-        self.reply.open_backing(fd)
-    }
-
-    fn cached(self) {
-        self.reply.opened(self.fh, self.flags);
-    }
-
-    fn passthrough(self, id: &BackingId) {
-        self.reply.opened_passthrough(self.fh, self.flags, id);
-    }
-
-    fn failed(self, err: i32) {
-        self.reply.error(Errno::from_i32(err));
-    }
-}
-
-impl FuseAdapter {
-    /// Attributes used for `.`/`..` in readdirplus replies (the kernel ignores them, but the
-    /// record needs some).
-    fn dot_stat(&self, ino: u64) -> Stat {
-        self.union.getattr(ino).unwrap_or_else(|_| Stat {
-            st_ino: ino,
-            attr: crate::layer::Attr {
-                perm: 0o755,
-                ..crate::layer::Attr::zeroed(Kind::Dir)
-            },
-        })
-    }
-}
-
-/// The entries of a listing from a readdir offset on; the offset given with an entry is its
-/// index + 1, so a continued readdir resumes right after the last entry sent.
-fn from_offset(listing: &Listing, offset: u64) -> impl Iterator<Item = (usize, &Listed)> {
-    let start = usize::try_from(offset).unwrap_or(usize::MAX);
-    listing.entries.iter().enumerate().skip(start)
 }
 
 /// getxattr/listxattr protocol: size 0 asks for the length; too small a buffer is ERANGE.

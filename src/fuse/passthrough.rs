@@ -25,21 +25,9 @@ use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::fs::MetadataExt;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use fuser::BackingId;
+use fuser::{BackingId, Errno, FileHandle, FopenFlags, ReplyOpen};
 use log::{error, info};
 use parking_lot::Mutex;
-
-/// An open's reply, sent one of two ways.
-pub(super) trait OpenReply {
-    /// Registers `fd` with the kernel as a backing file.
-    fn open_backing(&self, fd: BorrowedFd<'_>) -> io::Result<BackingId>;
-    /// Replies without passthrough: reads and writes come to the daemon.
-    fn cached(self);
-    /// Replies with passthrough to `id`.
-    fn passthrough(self, id: &BackingId);
-    /// Replies with an error.
-    fn failed(self, err: i32);
-}
 
 /// How a node's current opens are served.
 enum Io {
@@ -78,7 +66,7 @@ impl Passthrough {
 
     /// Replies to an open of node `ino` whose data is `upper` (an upper file) or, with
     /// `None`, a lower layer's.
-    pub fn reply(&self, ino: u64, upper: Option<&File>, reply: impl OpenReply) {
+    pub fn reply(&self, ino: u64, upper: Option<&File>, reply: Opened) {
         if !self.on {
             return reply.cached();
         }
@@ -99,7 +87,7 @@ impl Passthrough {
                     // Not reachable while a node's data stays in the upper once copied up;
                     // the kernel would fail this open (EIO) anyway.
                     error!("node {ino}: an open of another file than the one passed through");
-                    reply.failed(libc::EIO);
+                    reply.failed(Errno::EIO);
                 }
             }
             None => match (upper, key) {
@@ -185,4 +173,32 @@ fn refuses_passthrough(e: &io::Error) -> bool {
         e.raw_os_error(),
         Some(libc::EPERM | libc::ELOOP | libc::ENOTTY | libc::EOPNOTSUPP | libc::EINVAL)
     )
+}
+
+/// An open's reply, with what it carries besides the way it is served.
+pub(super) struct Opened {
+    pub reply: ReplyOpen,
+    pub fh: FileHandle,
+    pub flags: FopenFlags,
+}
+
+impl Opened {
+    /// Registers `fd` with the kernel as a backing file.
+    fn open_backing(&self, fd: BorrowedFd<'_>) -> io::Result<BackingId> {
+        self.reply.open_backing(fd)
+    }
+
+    /// Replies without passthrough: reads and writes come to the daemon.
+    fn cached(self) {
+        self.reply.opened(self.fh, self.flags);
+    }
+
+    /// Replies with passthrough to `id`.
+    fn passthrough(self, id: &BackingId) {
+        self.reply.opened_passthrough(self.fh, self.flags, id);
+    }
+
+    fn failed(self, err: Errno) {
+        self.reply.error(err);
+    }
 }
