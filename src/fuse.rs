@@ -67,8 +67,8 @@ pub struct FuseAdapter {
     union: Union,
     options: ServeOptions,
     ttl: Duration,
-    /// Open flags for files and directories: keep the page cache only if nothing changes.
-    file_flags: FopenFlags,
+    /// Open flags for directories: keep the cached listing only if nothing changes. (Files
+    /// choose theirs per open, in `open`.)
     dir_flags: FopenFlags,
     /// Read-only, on a kernel that can do without opens of regular files: `open` answers
     /// ENOSYS once, then reads come with handle 0 and are served by node.
@@ -91,11 +91,6 @@ impl FuseAdapter {
         let writable = union.is_writable();
         FuseAdapter {
             ttl: if writable { WRITABLE_TTL } else { TTL },
-            file_flags: if writable {
-                FopenFlags::empty()
-            } else {
-                FopenFlags::FOPEN_KEEP_CACHE
-            },
             dir_flags: if writable {
                 FopenFlags::empty()
             } else {
@@ -407,7 +402,7 @@ impl Filesystem for FuseAdapter {
                     let flags = if upper.is_none() {
                         FopenFlags::FOPEN_KEEP_CACHE
                     } else {
-                        self.file_flags
+                        FopenFlags::empty()
                     };
                     let upper = upper.as_ref().and_then(|d| d.backing_file());
                     let opened = Opened {
@@ -651,14 +646,14 @@ impl Filesystem for FuseAdapter {
                 // Served by the daemon, not passed through: registering a backing file
                 // and closing it again at release cost more than the write round trips
                 // saved on a file written once (10k creates with one 1 KiB write each:
-                // 1.61-1.66 s passed through, 1.38-1.42 s not). Later opens of the file
+                // 1.61-1.70 s passed through, 1.38-1.42 s not). Later opens of the file
                 // are passed through.
                 Ok((ino, stat, fh)) if self.passthrough.daemon_open(ino) => reply.created(
                     &CREATED_TTL,
                     &self.attr(&stat),
                     Generation(0),
                     FileHandle(fh),
-                    self.file_flags,
+                    FopenFlags::empty(),
                 ),
                 Ok((ino, _, fh)) => {
                     error!("node {ino}: created while its opens are passed through");
