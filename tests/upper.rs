@@ -131,6 +131,14 @@ fn operate(root: &Path) -> Vec<&'static str> {
     // symlink, hard link of a lower file, fifo
     std::os::unix::fs::symlink("etc/passwd", p("link")).unwrap();
     fs::hard_link(p("etc/passwd"), p("etc/passwd.hard")).unwrap();
+    // a second name of a lower file, renamed and then removed: the first still reaches it
+    fs::hard_link(p("usr/bin/tool"), p("usr/bin/tool.tmp")).unwrap();
+    fs::rename(p("usr/bin/tool.tmp"), p("usr/bin/tool.moved")).unwrap();
+    fs::remove_file(p("usr/bin/tool.moved")).unwrap();
+    assert_eq!(
+        fs::read_to_string(p("usr/bin/tool")).expect("the first name, once its link went"),
+        "#!/bin/sh\n"
+    );
     mkfifo(&p("fifo"));
     // an upper-only directory tree, renamed
     fs::create_dir_all(p("newdir/sub")).unwrap();
@@ -160,6 +168,7 @@ fn operate(root: &Path) -> Vec<&'static str> {
         "etc/passwd.hard",
         "etc/hostname",
         "usr/share/doc/deep/README",
+        "usr/bin",
         "var",
         "var/cache",
         "var/cache/fresh",

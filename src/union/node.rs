@@ -172,6 +172,34 @@ impl Node {
         state.more().name = Some(Arc::from(name));
     }
 
+    /// The object's name `from` in `from_parent` is now `to` in `to_parent`. True if that was
+    /// the node's place, which moves; a hard link's other name moved instead is renamed in
+    /// the node's links, and the place stays (else the node would lose the name it is
+    /// reached by while the kernel still shows it there).
+    pub fn moved(&self, from_parent: Ino, from: &OsStr, to_parent: Ino, to: &OsStr) -> bool {
+        let mut state = self.state.write();
+        let is = |parent: Ino, name: Option<&OsStr>| parent == from_parent && name == Some(from);
+        let name = state.more.as_ref().and_then(|m| m.name.as_deref());
+        let link = state
+            .more
+            .as_ref()
+            .and_then(|m| m.links.iter().position(|p| is(p.parent, p.name.as_deref())));
+        match link {
+            Some(i) if !is(state.parent, name) => {
+                state.more().links[i] = Place {
+                    parent: to_parent,
+                    name: Some(Arc::from(to)),
+                };
+                false
+            }
+            _ => {
+                state.parent = to_parent;
+                state.more().name = Some(Arc::from(to));
+                true
+            }
+        }
+    }
+
     pub fn parent(&self) -> Ino {
         self.state.read().parent
     }

@@ -78,8 +78,8 @@ impl Union {
             up.forget_name(d2, newname);
             dir.invalidate_listing();
             newdir.invalidate_listing();
-            self.refresh(&src_node, &newdir, newname);
-            self.refresh(&dst_node, &dir, name);
+            self.refresh(&src_node, &dir, name, &newdir, newname);
+            self.refresh(&dst_node, &newdir, newname, &dir, name);
             for node in [&src_node, &dst_node] {
                 if node.kind == Kind::Dir {
                     node.invalidate_listing();
@@ -172,7 +172,7 @@ impl Union {
         up.move_name(src_dir_up, name, dst_dir_up, newname)?;
         dir.invalidate_listing();
         newdir.invalidate_listing();
-        self.refresh(&src_node, &newdir, newname);
+        self.refresh(&src_node, &dir, name, &newdir, newname);
         Ok(())
     }
 
@@ -217,10 +217,12 @@ impl Union {
         Ok(node)
     }
 
-    /// After a move, `node` is `name` in `dir`.
-    fn refresh(&self, node: &Node, dir: &Node, name: &OsStr) {
-        node.set_place(dir.ino, name);
-        if let Ok((r, _)) = self.resolve(dir, name, 0) {
+    /// After a move, `node`'s name `from` in `from_dir` is `name` in `dir`: its place, or
+    /// one of its hard links (see [`Node::moved`]).
+    fn refresh(&self, node: &Node, from_dir: &Node, from: &OsStr, dir: &Node, name: &OsStr) {
+        if node.moved(from_dir.ino, from, dir.ino, name)
+            && let Ok((r, _)) = self.resolve(dir, name, 0)
+        {
             node.set_layers(r.layers);
         }
     }
