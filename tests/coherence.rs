@@ -48,6 +48,17 @@ fn exists_for_other(p: &Path) -> bool {
 
 #[test]
 fn changes_through_the_mount_are_seen_at_once_by_other_processes() {
+    seen_at_once("");
+}
+
+/// The same without passthrough (as for an unprivileged user): every read and write goes
+/// through the daemon and the FUSE page cache, which lower files keep across opens.
+#[test]
+fn changes_are_seen_at_once_without_passthrough_too() {
+    seen_at_once(",nopassthrough");
+}
+
+fn seen_at_once(extra: &str) {
     if !root_or_skip() {
         return;
     }
@@ -61,7 +72,7 @@ fn changes_through_the_mount_are_seen_at_once_by_other_processes() {
     fs::create_dir(&upper).expect("mkdir upper");
     fs::create_dir(&work).expect("mkdir work");
     let mnt = mountpoint(tmp.path(), "mnt");
-    let um = UnionMount::with_upper(&[&lower], &upper, &work, &mnt);
+    let um = UnionMount::with_upper_and(&[&lower], &upper, &work, extra, &mnt);
     let p = |rel: &str| um.join(rel);
 
     // Fill the caches first: names, attributes and pages.

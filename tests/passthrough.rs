@@ -7,7 +7,6 @@
 mod common;
 
 use common::*;
-use std::ffi::OsString;
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::{FileExt, PermissionsExt};
@@ -40,19 +39,7 @@ fn dirs() -> Dirs {
 
 /// A writable mount of `d`, with extra `-o` options (`,nopassthrough`).
 fn mount(d: &Dirs, extra: &str) -> UnionMount {
-    let opt = format!(
-        "lowerdir={},upperdir={},workdir={}{extra}",
-        d.lower.display(),
-        d.upper.display(),
-        d.work.display()
-    );
-    let args: Vec<OsString> = vec![
-        "-f".into(),
-        "-o".into(),
-        opt.into(),
-        d.mnt.as_os_str().to_owned(),
-    ];
-    UnionMount::start(&args, &d.mnt)
+    UnionMount::with_upper_and(&[&d.lower], &d.upper, &d.work, extra, &d.mnt)
 }
 
 fn pread(f: &File, len: usize) -> Vec<u8> {

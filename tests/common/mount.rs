@@ -118,8 +118,19 @@ impl UnionMount {
     /// `unionmount -f -o lowerdir=TOP:...:BOTTOM,upperdir=U,workdir=W MNT`, given the lower
     /// layers bottom first: a writable mount.
     pub fn with_upper<P: AsRef<Path>>(layers: &[P], upper: &Path, work: &Path, mnt: &Path) -> Self {
+        Self::with_upper_and(layers, upper, work, "", mnt)
+    }
+
+    /// [`Self::with_upper`] with more `-o` options (`extra`: empty, or starting with a comma).
+    pub fn with_upper_and<P: AsRef<Path>>(
+        layers: &[P],
+        upper: &Path,
+        work: &Path,
+        extra: &str,
+        mnt: &Path,
+    ) -> Self {
         let opt = format!(
-            "lowerdir={},upperdir={},workdir={}",
+            "lowerdir={},upperdir={},workdir={}{extra}",
             lowerdir_value(layers),
             upper.display(),
             work.display()
