@@ -70,7 +70,6 @@ impl Passthrough {
         if !self.on {
             return reply.cached();
         }
-        let key = upper.map(|f| f.metadata().map(|m| (m.dev(), m.ino())));
         let mut nodes = self.nodes.lock();
         match nodes.get_mut(&ino) {
             Some(Io::Daemon { opens }) => {
@@ -78,9 +77,7 @@ impl Passthrough {
                 reply.cached();
             }
             Some(Io::Backed { id, file, opens }) => {
-                if let Some(Ok(k)) = key
-                    && k == *file
-                {
+                if upper.and_then(file_key) == Some(*file) {
                     *opens += 1;
                     reply.passthrough(id);
                 } else {
@@ -90,37 +87,38 @@ impl Passthrough {
                     reply.failed(Errno::EIO);
                 }
             }
-            None => match (upper, key) {
-                (Some(file), Some(Ok(file_key))) if !self.refused.load(Ordering::Relaxed) => {
-                    match reply.open_backing(file.as_fd()) {
-                        Ok(id) => {
-                            reply.passthrough(&id);
-                            nodes.insert(
-                                ino,
-                                Io::Backed {
-                                    id,
-                                    file: file_key,
-                                    opens: 1,
-                                },
+            None => {
+                let backed = upper
+                    .filter(|_| !self.refused.load(Ordering::Relaxed))
+                    .and_then(|f| Some((f, file_key(f)?)));
+                let Some((upper, key)) = backed else {
+                    nodes.insert(ino, Io::Daemon { opens: 1 });
+                    return reply.cached();
+                };
+                match reply.open_backing(upper.as_fd()) {
+                    Ok(id) => {
+                        reply.passthrough(&id);
+                        nodes.insert(
+                            ino,
+                            Io::Backed {
+                                id,
+                                file: key,
+                                opens: 1,
+                            },
+                        );
+                    }
+                    Err(e) => {
+                        if refuses_passthrough(&e) {
+                            info!(
+                                "reads and writes go through the daemon: passthrough refused ({e})"
                             );
+                            self.refused.store(true, Ordering::Relaxed);
                         }
-                        Err(e) => {
-                            if refuses_passthrough(&e) {
-                                info!(
-                                    "reads and writes go through the daemon: passthrough refused ({e})"
-                                );
-                                self.refused.store(true, Ordering::Relaxed);
-                            }
-                            nodes.insert(ino, Io::Daemon { opens: 1 });
-                            reply.cached();
-                        }
+                        nodes.insert(ino, Io::Daemon { opens: 1 });
+                        reply.cached();
                     }
                 }
-                _ => {
-                    nodes.insert(ino, Io::Daemon { opens: 1 });
-                    reply.cached();
-                }
-            },
+            }
         }
     }
 
@@ -164,6 +162,12 @@ impl Passthrough {
             nodes.remove(&ino);
         }
     }
+}
+
+/// What tells backing files apart: device and inode number (`None` if `fstat` fails, and the
+/// open is then served by the daemon).
+fn file_key(f: &File) -> Option<(u64, u64)> {
+    f.metadata().ok().map(|m| (m.dev(), m.ino()))
 }
 
 /// Errors that say passthrough cannot work on this mount at all: no CAP_SYS_ADMIN (EPERM), the

@@ -89,20 +89,10 @@ struct OpenFile {
     /// The node it was opened for (to answer `fstat` of a file unlinked while open).
     ino: Ino,
     data: Arc<dyn FileData>,
-    /// Set when opened for writing: the upper file written to.
+    /// Set when opened for writing: the upper file written to (also `data`'s backing file).
     upper: Option<Arc<std::fs::File>>,
     /// The data is an upper file (opened for writing, or for reading after a copy-up).
     in_upper: bool,
-}
-
-impl OpenFile {
-    /// The descriptor to `fstat`, if the data is a whole file of its own.
-    fn backing(&self) -> Option<&std::fs::File> {
-        match &self.upper {
-            Some(f) => Some(f),
-            None => self.data.backing_file(),
-        }
-    }
 }
 
 /// An open directory: its listing, merged at the first read (not at open: a walk whose
@@ -345,10 +335,13 @@ impl Union {
             Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
                 let open = fh
                     .and_then(|fh| self.files.get(fh))
-                    .filter(|f| f.ino == ino && f.backing().is_some())
-                    .or_else(|| self.files.find(|f| f.ino == ino && f.backing().is_some()))
+                    .filter(|f| f.ino == ino && f.data.backing_file().is_some())
+                    .or_else(|| {
+                        self.files
+                            .find(|f| f.ino == ino && f.data.backing_file().is_some())
+                    })
                     .ok_or(e)?;
-                let Some(backing) = open.backing() else {
+                let Some(backing) = open.data.backing_file() else {
                     return Err(errno(libc::ENOENT));
                 };
                 let st = rustix::fs::fstat(backing)?;

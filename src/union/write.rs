@@ -422,7 +422,7 @@ impl Union {
         let out = output.upper.ok_or_else(|| errno(libc::EBADF))?;
         // The reply carries a 32-bit count.
         let len = len.min(u64::from(u32::MAX) & !0xfff);
-        if let Some(src) = input.backing() {
+        if let Some(src) = input.data.backing_file() {
             let (mut off_in, mut off_out) = (offset_in, offset_out);
             match rustix::fs::copy_file_range(
                 src,
