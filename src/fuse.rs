@@ -60,6 +60,10 @@ pub struct ServeOptions {
     /// the kernel from the upper file itself (FUSE passthrough, used as root when the kernel
     /// offers it).
     pub no_passthrough: bool,
+    /// `noacl`: the kernel checks the mode bits alone, neither enforcing nor caching POSIX
+    /// ACLs (the `system.posix_acl_*` xattrs are still kept, and new objects still get their
+    /// directory's default ACL in the upper, but from a mode the kernel has umasked).
+    pub no_acl: bool,
 }
 
 /// Serves a [`Union`] to the kernel.
@@ -178,13 +182,20 @@ impl Filesystem for FuseAdapter {
                 debug!("kernel does not offer {flag:?}");
             }
         }
-        // Read-only: the kernel caches each inode's ACLs (and enforces them, as overlayfs
-        // does with the lowers' ACLs) instead of asking for `system.posix_acl_*` at every
-        // `ls -l`: half the requests of a warm `ls -lR`. Not with an upper: the daemon would
-        // then owe default ACLs on create in place of the kernel's umask.
-        if !self.union.is_writable() && config.add_capabilities(InitFlags::FUSE_POSIX_ACL).is_err()
-        {
-            debug!("kernel does not offer FUSE_POSIX_ACL");
+        // The kernel caches each inode's ACLs and enforces them, as overlayfs does, instead
+        // of checking the mode bits alone and asking for `system.posix_acl_*` at every
+        // `ls -l` (half the requests of a warm `ls -lR`). A new object's ACLs are then the
+        // daemon's to set from its directory's default ACL, which replaces the umask: so the
+        // kernel is asked to pass the mode unmasked, with the umask beside it.
+        if !self.options.no_acl {
+            if config.add_capabilities(InitFlags::FUSE_POSIX_ACL).is_err() {
+                debug!("kernel does not offer FUSE_POSIX_ACL");
+            }
+            if self.union.is_writable()
+                && config.add_capabilities(InitFlags::FUSE_DONT_MASK).is_err()
+            {
+                debug!("kernel does not offer FUSE_DONT_MASK");
+            }
         }
         // Read-only: layer files never change, so opens (and releases) are round trips for
         // nothing; the kernel then keeps the page cache across opens, as FOPEN_KEEP_CACHE

@@ -150,8 +150,7 @@ pub fn parse(
                 "1" => serve.volatile = false,
                 _ => return Err(usage(format!("fsync={v}: want 0 or 1"))),
             },
-            // No POSIX ACLs are advertised to the kernel in any case.
-            ("noacl", None) => {}
+            ("noacl", None) => serve.no_acl = true,
             ("squash_to_root", None) => squash_root = true,
             ("squash_to_uid", Some(v)) => serve.ownership.squash_uid = Some(parse_id(&key, &v)?),
             ("squash_to_gid", Some(v)) => serve.ownership.squash_gid = Some(parse_id(&key, &v)?),
@@ -321,6 +320,8 @@ mod tests {
         assert!(p(&["lowerdir=/a,fsync=0"]).unwrap().serve.volatile);
         assert!(!p(&["lowerdir=/a,volatile,fsync=1"]).unwrap().serve.volatile);
         assert!(!c.serve.no_passthrough);
+        assert!(!c.serve.no_acl);
+        assert!(p(&["lowerdir=/a,noacl"]).unwrap().serve.no_acl);
         assert!(
             p(&["lowerdir=/a,nopassthrough"])
                 .unwrap()

@@ -195,7 +195,7 @@ pub(super) fn set_owner_mode(
 
 /// Sets one xattr on the object being built. A namespace the upper's filesystem does not take
 /// (e.g. `user.*` on a symlink) is skipped, as overlayfs skips what it cannot copy.
-fn set_xattr(
+pub(super) fn set_xattr(
     dir: BorrowedFd<'_>,
     name: &[u8],
     fd: Option<&OwnedFd>,

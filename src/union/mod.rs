@@ -5,6 +5,7 @@
 //! rules of kernel overlayfs, Documentation/filesystems/overlayfs.rst). Errors are
 //! `io::Error`s carrying the errno the kernel should see.
 
+mod acl;
 mod copyup;
 mod dircopy;
 pub mod handles;

@@ -13,9 +13,11 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 
+use log::debug;
 use rustix::fs::{AtFlags, FileType, Mode, OFlags, Timestamps, XattrFlags};
 use rustix::io::Errno;
 
+use super::acl;
 use super::copyup::check_name;
 use super::node::{Node, Resolved};
 use super::upper::{self, Upper};
@@ -159,13 +161,24 @@ impl Union {
         // A set-group-id directory gives its group (and, to directories, the bit itself).
         let setgid = dir_attr.perm & libc::S_ISGID != 0;
         let gid = if setgid { dir_attr.gid } else { caller.gid };
-        let mut perm = perm & 0o7777 & !caller.umask;
+        // A default ACL on the directory stands in for the umask (POSIX.1e), as in overlayfs.
+        let inherited = match what {
+            NewObject::File | NewObject::Dir | NewObject::Node(..) => self
+                .default_acl(parent)
+                .and_then(|d| acl::inherit(&d, perm & 0o7777, matches!(what, NewObject::Dir))),
+            NewObject::Symlink(_) | NewObject::Link(..) => None,
+        };
+        let mut perm = match &inherited {
+            Some(i) => i.perm,
+            None => perm & 0o7777 & !caller.umask,
+        };
         if setgid && matches!(what, NewObject::Dir) {
             perm |= libc::S_ISGID;
         }
         // An upper-only name the daemon's own owner may have: made in place.
         if matches!(what, NewObject::File)
             && !setgid
+            && inherited.is_none()
             && is_daemon(caller.uid, gid)
             && let Some(fd) = create_in_place(dir_fd.as_fd(), name, perm)?
         {
@@ -217,6 +230,14 @@ impl Union {
                 };
                 super::copyup::set_owner_mode(work, &temp, fd.as_ref(), kind, &attr)?;
             }
+            if let Some(i) = &inherited {
+                for (key, value) in [(acl::ACCESS, &i.access), (acl::DEFAULT, &i.default)] {
+                    if let Some(value) = value {
+                        let key = OsStr::new(key);
+                        super::copyup::set_xattr(work, temp.to_bytes(), fd.as_ref(), key, value)?;
+                    }
+                }
+            }
             if is_dir && self.upper_whiteout(dir_fd.as_fd(), name)? {
                 upper::set_opaque(work, temp.to_bytes())?;
             }
@@ -232,6 +253,19 @@ impl Union {
         upper.place(&temp, dir_fd.as_fd(), name)?;
         dir.invalidate_listing();
         Ok(fd)
+    }
+
+    /// The default ACL of directory `dir` (already in the upper), if it has one.
+    fn default_acl(&self, dir: Ino) -> Option<Vec<u8>> {
+        match self.getxattr(dir, OsStr::new(acl::DEFAULT)) {
+            Ok(value) => Some(value),
+            Err(e) => {
+                if !matches!(e.raw_os_error(), Some(libc::ENODATA | libc::EOPNOTSUPP)) {
+                    debug!("default ACL of node {dir}: {e}");
+                }
+                None
+            }
+        }
     }
 
     /// True if the upper directory `dir` holds a whiteout `name`.
