@@ -175,7 +175,8 @@ impl Union {
         if setgid && matches!(what, NewObject::Dir) {
             perm |= libc::S_ISGID;
         }
-        // An upper-only name the daemon's own owner may have: made in place.
+        // An upper-only name the daemon's own owner may have: made in place (unless it takes
+        // ACLs, which are set on the object before it has its name, as everything else).
         if matches!(what, NewObject::File)
             && !setgid
             && inherited.is_none()
