@@ -23,7 +23,7 @@ use super::node::{Node, Resolved};
 use super::upper::{self, Upper};
 use super::{Ino, OpenFile, Stat, Union, errno};
 use crate::layer::whiteout::is_private_xattr;
-use crate::layer::{Attr, FileData, Kind, NodeId, Timespec};
+use crate::layer::{Attr, FileData, Kind, Layer, NodeId, Timespec};
 
 /// Who asks for a new object: it gets their owner, and the mode less their umask.
 #[derive(Clone, Copy, Debug)]
@@ -162,15 +162,15 @@ impl Union {
         let setgid = dir_attr.perm & libc::S_ISGID != 0;
         let gid = if setgid { dir_attr.gid } else { caller.gid };
         // A default ACL on the directory stands in for the umask (POSIX.1e), as in overlayfs.
+        let perm = perm & 0o7777;
         let inherited = match what {
-            NewObject::File | NewObject::Dir | NewObject::Node(..) => self
-                .default_acl(parent)
-                .and_then(|d| acl::inherit(&d, perm & 0o7777, matches!(what, NewObject::Dir))),
+            NewObject::File | NewObject::Dir | NewObject::Node(..) => default_acl(upper, dir_up)
+                .and_then(|d| acl::inherit(&d, perm, matches!(what, NewObject::Dir))),
             NewObject::Symlink(_) | NewObject::Link(..) => None,
         };
         let mut perm = match &inherited {
             Some(i) => i.perm,
-            None => perm & 0o7777 & !caller.umask,
+            None => perm & !caller.umask,
         };
         if setgid && matches!(what, NewObject::Dir) {
             perm |= libc::S_ISGID;
@@ -254,19 +254,6 @@ impl Union {
         upper.place(&temp, dir_fd.as_fd(), name)?;
         dir.invalidate_listing();
         Ok(fd)
-    }
-
-    /// The default ACL of directory `dir` (already in the upper), if it has one.
-    fn default_acl(&self, dir: Ino) -> Option<Vec<u8>> {
-        match self.getxattr(dir, OsStr::new(acl::DEFAULT)) {
-            Ok(value) => Some(value),
-            Err(e) => {
-                if !matches!(e.raw_os_error(), Some(libc::ENODATA | libc::EOPNOTSUPP)) {
-                    debug!("default ACL of node {dir}: {e}");
-                }
-                None
-            }
-        }
     }
 
     /// True if the upper directory `dir` holds a whiteout `name`.
@@ -727,6 +714,18 @@ impl Union {
 /// True if an object owned by `uid`:`gid` is what the daemon creates anyway.
 fn is_daemon(uid: u32, gid: u32) -> bool {
     rustix::process::geteuid().as_raw() == uid && rustix::process::getegid().as_raw() == gid
+}
+
+/// The default ACL of the upper directory `dir`, if it has one (one the upper's filesystem
+/// cannot read counts as none).
+fn default_acl(upper: &Upper, dir: NodeId) -> Option<Vec<u8>> {
+    upper
+        .dir_layer()
+        .get_xattr(dir, OsStr::new(acl::DEFAULT))
+        .unwrap_or_else(|e| {
+            debug!("default ACL of upper directory {dir:?}: {e}");
+            None
+        })
 }
 
 /// Creates the empty regular file `name` in the upper directory `dir` in place, as overlayfs
